@@ -1,0 +1,79 @@
+# datasafe: two commands matter.
+#   make demo   set everything up and run the main job on the bundled demo stack
+#   make test   set everything up and pass the whole suite (lint, pytest, molecule)
+# Every target installs what it needs; nothing has to be installed by hand first.
+
+SHELL := bash
+.SHELLFLAGS := -o errexit -o nounset -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+PYTHON ?= python3.11
+VENV := $(CURDIR)/.venv
+STAMP := $(VENV)/.installed
+BIN := $(VENV)/bin
+
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_FORCE_COLOR ?= 0
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+MOLECULE_SCENARIOS ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
+
+.PHONY: help setup venv testbed demo demo-stack main-job test lint pytest molecule bench bench-db lock clean-testbed
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+venv: $(STAMP) ## the pinned Python environment in .venv
+
+$(STAMP): requirements.txt
+	@command -v $(PYTHON) >/dev/null || { echo "setup: $(PYTHON) is missing; install Python 3.11 or run 'make PYTHON=/path/to/python3.11'" >&2; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip==25.3 2> >(grep -v '^WARNING: Location' >&2)
+	@$(BIN)/python -m pip install --quiet -r requirements.txt 2> >(grep -v '^WARNING: Location' >&2)
+	@touch $@
+	@echo "setup: python environment ready in .venv"
+
+testbed: venv ## Docker engine, Compose v2, PostgreSQL image, backend wheelhouse
+	@bash testbed/setup.sh
+
+setup: venv testbed ## everything the demo and the tests need (idempotent)
+
+demo: setup ## bring up the demo stack, seed it if empty, run the main job
+	@ansible-playbook testbed/demo_stack.yml
+	@$(MAKE) main-job
+
+# The main job: the safe update of the demo stack.
+main-job:
+	@ansible-playbook playbooks/verify.yml
+
+test: setup lint pytest molecule ## the whole suite
+
+lint: venv ## yamllint, ansible-lint (production profile + datasafe rules), ruff
+	yamllint --strict .
+	ansible-lint
+	ruff check .
+	ruff format --check .
+
+pytest: setup ## unit, corpus and integration tests (real containers)
+	pytest
+
+molecule: setup ## every molecule scenario against throwaway stacks
+	@for s in $(MOLECULE_SCENARIOS); do \
+	  echo "== molecule test -s $$s"; \
+	  molecule test -s $$s || exit 1; \
+	done
+
+bench: setup ## every benchmark under bench/ (prints ratios against the manual protocol)
+	@for b in bench/bench_*.sh; do bash "$$b"; done
+
+bench-db: setup ## build (or reuse) the ~1 GB benchmark database
+	@bash bench/benchdb.sh
+
+lock: venv ## re-pin requirements.txt from requirements.in
+	$(BIN)/python -m pip install --quiet -r requirements.in
+	$(BIN)/python -m pip freeze --exclude-editable | sort -f > requirements.txt
+
+clean-testbed: ## remove every throwaway test stack (containers and volumes labelled as tests)
+	@bash testbed/remove-test-stacks.sh

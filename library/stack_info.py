@@ -1,0 +1,142 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+"""Facts about a compose stack and the database's named volume; fails when data is at risk."""
+
+DOCUMENTATION = r"""
+---
+module: stack_info
+short_description: State of a compose stack and the identity of its database volume
+description:
+  - Lists every container of a compose project with its state and health, and checks
+    that the database container keeps C(/var/lib/postgresql/data) on the expected named
+    volume (C(<project>_postgres_data) by default), not on an anonymous volume, a bind
+    mount or the container's own layer.
+  - Returns the volume's identity (name, created-at, mountpoint), which must not change
+    across an update, and the data directory's C(PG_VERSION).
+  - Only reads; safe in check mode.
+version_added: "0.1.0"
+author: datasafe maintainers
+options:
+  project:
+    description: The compose project name (C(docker compose -p)).
+    type: str
+    required: true
+  db_service:
+    description: The compose service that runs PostgreSQL.
+    type: str
+    default: postgres
+  volume:
+    description: The volume's key in the compose file; its docker name is C(<project>_<volume>).
+    type: str
+    default: postgres_data
+  volume_name:
+    description: The full docker name of the volume, for external volumes; overrides O(volume).
+    type: str
+  data_path:
+    description: Where the database keeps its data inside the container.
+    type: str
+    default: /var/lib/postgresql/data
+  require_running:
+    description:
+      - Fail unless every container of the project is running and, where it has a
+        healthcheck, healthy.
+    type: bool
+    default: true
+  fail_on_problems:
+    description: Fail when the data is not safely on the named volume (see RV(problems)).
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: full
+    description: It only reads.
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Check the stack and the volume before touching anything
+  stack_info:
+    project: lms
+  register: stack
+
+- name: Remember the volume's identity to compare after the update
+  ansible.builtin.set_fact:
+    volume_before: "{{ stack.volume }}"
+"""
+
+RETURN = r"""
+services:
+  description: Every container of the project, keyed by compose service.
+  returned: success
+  type: dict
+  sample: {"postgres": {"container": "lms-postgres", "status": "running", "running": true, "health": "healthy"}}
+volume:
+  description: Identity of the database volume, or null when it does not exist.
+  returned: success
+  type: dict
+  sample: {"name": "lms_postgres_data", "created_at": "2026-11-23T21:50:00Z",
+           "mountpoint": "/var/lib/docker/volumes/lms_postgres_data/_data"}
+data_pg_version:
+  description: The major version written in the data directory's PG_VERSION, when the database runs.
+  returned: success
+  type: str
+  sample: "15"
+problems:
+  description: Every reason the data is at risk or the stack is not up.
+  returned: always
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.datasafe import stack
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            project=dict(type="str", required=True),
+            db_service=dict(type="str", default="postgres"),
+            volume=dict(type="str", default="postgres_data"),
+            volume_name=dict(type="str"),
+            data_path=dict(type="str", default=stack.PGDATA),
+            require_running=dict(type="bool", default=True),
+            fail_on_problems=dict(type="bool", default=True),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    run = module.run_command
+    expected = p["volume_name"] or "%s_%s" % (p["project"], p["volume"])
+    try:
+        services = stack.project_containers(run, p["project"])
+        volume = stack.volume_identity(run, expected)
+    except stack.DockerError as exc:
+        module.fail_json(msg="stack_info: %s" % exc, problems=[str(exc)])
+
+    db = services.get(p["db_service"])
+    problems = stack.volume_problems(db, expected, volume, p["data_path"])
+    if p["require_running"]:
+        if not services:
+            problems.append("compose project %s has no containers: the stack is not up" % p["project"])
+        for name, svc in sorted(services.items()):
+            if not svc["running"]:
+                problems.append("service %s (%s) is %s" % (name, svc["container"], svc["status"]))
+            elif svc["health"] not in (None, "healthy"):
+                problems.append("service %s (%s) is %s" % (name, svc["container"], svc["health"]))
+
+    data_pg_version = None
+    if db and db["running"]:
+        rc, out, _ = run(["docker", "exec", db["container"], "cat", "%s/PG_VERSION" % p["data_path"]])
+        data_pg_version = out.strip() if rc == 0 else None
+
+    result = dict(changed=False, services=services, volume=volume, expected_volume=expected,
+                  data_pg_version=data_pg_version, problems=problems)
+    if problems and p["fail_on_problems"]:
+        module.fail_json(msg="stack %s: %s" % (p["project"], "; ".join(problems)), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
