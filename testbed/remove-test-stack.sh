@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# remove-test-stack.sh PROJECT [ROOT]: remove a throwaway test stack completely: its
+# containers and volumes (found by compose project label), its backend images, and ROOT.
+# Refuses any project whose name does not start with "dstest-": production stacks are
+# never named so, and this script is the only place datasafe removes volumes.
+set -o errexit -o nounset -o pipefail
+project=${1:?usage: remove-test-stack.sh PROJECT [ROOT]}
+root=${2:-}
+if [[ "$project" != dstest-* ]]; then
+  echo "remove-test-stack: refusing to remove project '$project': only throwaway test projects (dstest-*) are removed" >&2
+  exit 3
+fi
+if [[ -n "$root" && "$root" != /var/tmp/datasafe-* && "$root" != /tmp/* ]]; then
+  echo "remove-test-stack: refusing to remove '$root': test roots live under /var/tmp/datasafe-* or /tmp" >&2
+  exit 3
+fi
+label="label=com.docker.compose.project=$project"
+docker ps -aq --filter "$label" | xargs -r docker rm -f >/dev/null
+docker volume ls -q --filter "$label" | xargs -r docker volume rm >/dev/null
+docker image ls -q "lms-backend:$project*" | sort -u | xargs -r docker image rm -f >/dev/null 2>&1 || true
+[[ -n "$root" ]] && rm -rf -- "$root"
+left=$( { docker ps -aq --filter "$label"; docker volume ls -q --filter "$label"; } | wc -l)
+if [[ "$left" != 0 ]]; then
+  echo "remove-test-stack: $left container(s)/volume(s) of $project are still there" >&2
+  exit 1
+fi
+echo "removed $project"
