@@ -120,31 +120,38 @@ def main():
     )
     p = module.params
     if not p["tables"]:
-        module.fail_json(msg="tables is empty: list the critical tables to count (datasafe_critical_tables)",
-                         problems=[])
+        module.fail_json(
+            msg="tables is empty: list the critical tables to count (datasafe_critical_tables)", problems=[]
+        )
     try:
         for table in p["tables"]:
             container.quote_ident(table)
-        snapshot = container.count_rows(container.module_runner(module), p["container"], p["database"],
-                                        p["user"], p["tables"])
+        snapshot = container.count_rows(
+            container.module_runner(module), p["container"], p["database"], p["user"], p["tables"]
+        )
     except ValueError as exc:
         module.fail_json(msg="row_counts: %s" % exc, problems=[])
     except container.ContainerError as exc:
-        module.fail_json(msg="row_counts (%s): could not count rows in %s/%s: %s"
-                         % (p["label"], p["container"], p["database"], exc), problems=[])
+        module.fail_json(
+            msg="row_counts (%s): could not count rows in %s/%s: %s" % (p["label"], p["container"], p["database"], exc),
+            problems=[],
+        )
 
     result = dict(changed=False, counts=snapshot, total=sum(snapshot.values()), problems=[])
     if p["compare_to"] is not None:
         try:
             before = {t: int(n) for t, n in p["compare_to"].items()}
         except (TypeError, ValueError):
-            module.fail_json(msg="compare_to must map table names to whole numbers, as row_counts returns them",
-                             problems=[])
+            module.fail_json(
+                msg="compare_to must map table names to whole numbers, as row_counts returns them", problems=[]
+            )
         result["problems"] = counts.compare(before, snapshot, p["policy"])
         if result["problems"]:
             module.fail_json(
-                msg="row counts %s break policy %s: %s" % (p["label"], p["policy"], counts.describe(result["problems"])),
-                **result)
+                msg="row counts %s break policy %s: %s"
+                % (p["label"], p["policy"], counts.describe(result["problems"])),
+                **result,
+            )
     module.exit_json(**result)
 
 

@@ -131,8 +131,14 @@ def main():
         rc, out, _ = run(["docker", "exec", db["container"], "cat", "%s/PG_VERSION" % p["data_path"]])
         data_pg_version = out.strip() if rc == 0 else None
 
-    result = dict(changed=False, services=services, volume=volume, expected_volume=expected,
-                  data_pg_version=data_pg_version, problems=problems)
+    result = dict(
+        changed=False,
+        services=services,
+        volume=volume,
+        expected_volume=expected,
+        data_pg_version=data_pg_version,
+        problems=problems,
+    )
     if problems and p["fail_on_problems"]:
         module.fail_json(msg="stack %s: %s" % (p["project"], "; ".join(problems)), **result)
     module.exit_json(**result)

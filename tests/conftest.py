@@ -56,18 +56,48 @@ class ThrowawayPostgres:
     def start(self):
         docker("volume", "create", "--label", "%s=1" % TEST_LABEL, self.volume)
         docker(
-            "run", "-d", "--name", self.container, "--label", "%s=1" % TEST_LABEL,
-            "--network", "host",
-            "-e", "POSTGRES_DB=%s" % self.db, "-e", "POSTGRES_USER=%s" % self.user,
-            "-e", "POSTGRES_PASSWORD=%s" % self.password, "-e", "PGPORT=%d" % self.port,
-            "-v", "%s:/var/lib/postgresql/data" % self.volume,
-            "-v", "%s:/docker-entrypoint-initdb.d:ro" % os.path.join(LMS, "db", "init"),
-            PG_IMAGE, "postgres", "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
+            "run",
+            "-d",
+            "--name",
+            self.container,
+            "--label",
+            "%s=1" % TEST_LABEL,
+            "--network",
+            "host",
+            "-e",
+            "POSTGRES_DB=%s" % self.db,
+            "-e",
+            "POSTGRES_USER=%s" % self.user,
+            "-e",
+            "POSTGRES_PASSWORD=%s" % self.password,
+            "-e",
+            "PGPORT=%d" % self.port,
+            "-v",
+            "%s:/var/lib/postgresql/data" % self.volume,
+            "-v",
+            "%s:/docker-entrypoint-initdb.d:ro" % os.path.join(LMS, "db", "init"),
+            PG_IMAGE,
+            "postgres",
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "fsync=off",
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            ready = docker("exec", self.container, "pg_isready", "-q", "-h", "127.0.0.1",
-                           "-U", self.user, "-d", self.db, check=False)
+            ready = docker(
+                "exec",
+                self.container,
+                "pg_isready",
+                "-q",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                self.user,
+                "-d",
+                self.db,
+                check=False,
+            )
             if ready.returncode == 0:
                 return self
             time.sleep(0.3)
@@ -75,10 +105,16 @@ class ThrowawayPostgres:
         raise RuntimeError("throwaway PostgreSQL did not become ready:\n%s%s" % (logs.stdout, logs.stderr))
 
     def seed(self, scale=1):
-        gen = subprocess.Popen([sys.executable, os.path.join(LMS, "generate_data.py"), "--scale", str(scale)],
-                               stdout=subprocess.PIPE)
-        load = subprocess.run(container.psql_argv(self.container, self.db, self.user), stdin=gen.stdout,
-                              capture_output=True, text=True, check=False)
+        gen = subprocess.Popen(
+            [sys.executable, os.path.join(LMS, "generate_data.py"), "--scale", str(scale)], stdout=subprocess.PIPE
+        )
+        load = subprocess.run(
+            container.psql_argv(self.container, self.db, self.user),
+            stdin=gen.stdout,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         gen.stdout.close()
         if gen.wait() != 0 or load.returncode != 0:
             raise RuntimeError("seeding failed: %s" % load.stderr)
@@ -86,8 +122,13 @@ class ThrowawayPostgres:
 
     def psql(self, sql, check=True):
         """Run SQL through psql inside the container; returns the CompletedProcess."""
-        proc = subprocess.run(container.psql_argv(self.container, self.db, self.user, extra=["--csv", "-t"]),
-                              input=sql, capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            container.psql_argv(self.container, self.db, self.user, extra=["--csv", "-t"]),
+            input=sql,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if check and proc.returncode != 0:
             raise RuntimeError("psql failed: %s" % proc.stderr)
         return proc
@@ -101,8 +142,9 @@ class ThrowawayPostgres:
 
     def remove(self):
         docker("rm", "-f", self.container, check=False)
-        labels = docker("volume", "inspect", "--format", '{{ index .Labels "%s" }}' % TEST_LABEL,
-                        self.volume, check=False).stdout.strip()
+        labels = docker(
+            "volume", "inspect", "--format", '{{ index .Labels "%s" }}' % TEST_LABEL, self.volume, check=False
+        ).stdout.strip()
         if labels == "1":  # never remove anything the tests did not create
             docker("volume", "rm", self.volume, check=False)
 

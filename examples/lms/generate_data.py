@@ -13,12 +13,24 @@ import datetime
 import random
 import sys
 
-FIRST = ("Aarav Priya Rahul Ananya Vikram Sneha Arjun Kavya Rohan Meera Sanjay Lakshmi Kiran "
-         "Divya Suresh Asha Manoj Pooja Ravi Nisha Ganesh Deepa Anil Swathi Harish Revathi").split()
-LAST = ("Sharma Reddy Iyer Nair Gupta Rao Patel Menon Kumar Singh Das Joshi Pillai Shetty "
-        "Naidu Verma Bhat Kulkarni Hegde Krishnan").split()
-STREETS = ("MG Road", "Brigade Road", "Residency Road", "Church Street", "Jayanagar 4th Block",
-           "Koramangala 5th Block", "Indiranagar 100ft Road", "Malleshwaram 8th Cross")
+FIRST = (
+    "Aarav Priya Rahul Ananya Vikram Sneha Arjun Kavya Rohan Meera Sanjay Lakshmi Kiran "
+    "Divya Suresh Asha Manoj Pooja Ravi Nisha Ganesh Deepa Anil Swathi Harish Revathi"
+).split()
+LAST = (
+    "Sharma Reddy Iyer Nair Gupta Rao Patel Menon Kumar Singh Das Joshi Pillai Shetty "
+    "Naidu Verma Bhat Kulkarni Hegde Krishnan"
+).split()
+STREETS = (
+    "MG Road",
+    "Brigade Road",
+    "Residency Road",
+    "Church Street",
+    "Jayanagar 4th Block",
+    "Koramangala 5th Block",
+    "Indiranagar 100ft Road",
+    "Malleshwaram 8th Cross",
+)
 TESTS = (
     ("HB", "Haemoglobin", "g/dL", (12.0, 17.5)),
     ("WBC", "Total leucocyte count", "10^3/uL", (4.0, 11.0)),
@@ -83,28 +95,72 @@ def generate(scale, seed, out):
     out.write("-- datasafe demo data: scale %d, seed %d\nBEGIN;\nSET client_min_messages = warning;\n" % (scale, seed))
 
     rng = random.Random("users-%d" % seed)
-    copy_block(out, "users", ("id", "username", "full_name", "role", "email", "created_at"), (
-        (i, "user%05d" % i, name(rng), ROLES[i % len(ROLES)], "user%05d@lab.example" % i,
-         (EPOCH + datetime.timedelta(days=i % 365)).isoformat())
-        for i in range(1, n_users + 1)))
+    copy_block(
+        out,
+        "users",
+        ("id", "username", "full_name", "role", "email", "created_at"),
+        (
+            (
+                i,
+                "user%05d" % i,
+                name(rng),
+                ROLES[i % len(ROLES)],
+                "user%05d@lab.example" % i,
+                (EPOCH + datetime.timedelta(days=i % 365)).isoformat(),
+            )
+            for i in range(1, n_users + 1)
+        ),
+    )
 
     rng = random.Random("patients-%d" % seed)
-    copy_block(out, "patients", ("id", "mrn", "full_name", "date_of_birth", "sex", "phone", "address",
-                                 "medical_notes", "created_at"), (
-        (i, "MRN%09d" % i, name(rng),
-         datetime.date(1940 + rng.randrange(80), 1 + rng.randrange(12), 1 + rng.randrange(28)).isoformat(),
-         rng.choice("FMO"), "+91-%010d" % rng.randrange(10 ** 10),
-         "%d, %s, Bengaluru %06d" % (1 + rng.randrange(400), rng.choice(STREETS), 560001 + rng.randrange(100)),
-         " ".join(rng.sample(NOTES, 2)), (EPOCH + datetime.timedelta(minutes=i * 7)).isoformat())
-        for i in range(1, n_patients + 1)))
+    copy_block(
+        out,
+        "patients",
+        ("id", "mrn", "full_name", "date_of_birth", "sex", "phone", "address", "medical_notes", "created_at"),
+        (
+            (
+                i,
+                "MRN%09d" % i,
+                name(rng),
+                datetime.date(1940 + rng.randrange(80), 1 + rng.randrange(12), 1 + rng.randrange(28)).isoformat(),
+                rng.choice("FMO"),
+                "+91-%010d" % rng.randrange(10**10),
+                "%d, %s, Bengaluru %06d" % (1 + rng.randrange(400), rng.choice(STREETS), 560001 + rng.randrange(100)),
+                " ".join(rng.sample(NOTES, 2)),
+                (EPOCH + datetime.timedelta(minutes=i * 7)).isoformat(),
+            )
+            for i in range(1, n_patients + 1)
+        ),
+    )
 
     rng = random.Random("visits-%d" % seed)
-    copy_block(out, "visits", ("id", "patient_id", "registered_by", "visit_code", "visited_at",
-                               "referring_doctor", "clinical_history", "status"), (
-        (i, 1 + rng.randrange(n_patients), 1 + rng.randrange(n_users), "V%010d" % i,
-         (EPOCH + datetime.timedelta(minutes=i * 3)).isoformat(), rng.choice(DOCTORS),
-         rng.choice(NOTES), rng.choice(STATUSES))
-        for i in range(1, n_visits + 1)))
+    copy_block(
+        out,
+        "visits",
+        (
+            "id",
+            "patient_id",
+            "registered_by",
+            "visit_code",
+            "visited_at",
+            "referring_doctor",
+            "clinical_history",
+            "status",
+        ),
+        (
+            (
+                i,
+                1 + rng.randrange(n_patients),
+                1 + rng.randrange(n_users),
+                "V%010d" % i,
+                (EPOCH + datetime.timedelta(minutes=i * 3)).isoformat(),
+                rng.choice(DOCTORS),
+                rng.choice(NOTES),
+                rng.choice(STATUSES),
+            )
+            for i in range(1, n_visits + 1)
+        ),
+    )
 
     rng = random.Random("results-%d" % seed)
 
@@ -117,14 +173,38 @@ def generate(scale, seed, out):
                 flag = "low" if value < low else "high" if value > high else "normal"
                 if value > high * 1.25:
                     flag = "critical"
-                yield (rid, visit, code, test, value, unit, "%s - %s %s" % (low, high, unit), flag,
-                       "%s %s" % (rng.choice(INTERPRETATIONS), rng.choice(INTERPRETATIONS)),
-                       1 + rng.randrange(n_users),
-                       (EPOCH + datetime.timedelta(minutes=visit * 3 + 240)).isoformat())
+                yield (
+                    rid,
+                    visit,
+                    code,
+                    test,
+                    value,
+                    unit,
+                    "%s - %s %s" % (low, high, unit),
+                    flag,
+                    "%s %s" % (rng.choice(INTERPRETATIONS), rng.choice(INTERPRETATIONS)),
+                    1 + rng.randrange(n_users),
+                    (EPOCH + datetime.timedelta(minutes=visit * 3 + 240)).isoformat(),
+                )
 
-    copy_block(out, "test_results", ("id", "visit_id", "test_code", "test_name", "result_value", "unit",
-                                     "reference_range", "flag", "interpretation", "approved_by",
-                                     "reported_at"), results())
+    copy_block(
+        out,
+        "test_results",
+        (
+            "id",
+            "visit_id",
+            "test_code",
+            "test_name",
+            "result_value",
+            "unit",
+            "reference_range",
+            "flag",
+            "interpretation",
+            "approved_by",
+            "reported_at",
+        ),
+        results(),
+    )
 
     rng = random.Random("invoices-%d" % seed)
 
@@ -133,16 +213,31 @@ def generate(scale, seed, out):
             items = rng.sample(TESTS, results_per_visit)
             prices = [rng.randrange(150, 2500) * 100 for _ in items]
             amount = sum(prices)
-            yield (visit, visit, "INV-%010d" % visit, amount, rng.choice((0, amount, amount)),
-                   rng.choice(PAYMENT),
-                   "; ".join("%s (%s) Rs %.2f" % (t[1], t[0], p / 100) for t, p in zip(items, prices)),
-                   (EPOCH + datetime.timedelta(minutes=visit * 3 + 10)).isoformat())
+            yield (
+                visit,
+                visit,
+                "INV-%010d" % visit,
+                amount,
+                rng.choice((0, amount, amount)),
+                rng.choice(PAYMENT),
+                "; ".join("%s (%s) Rs %.2f" % (t[1], t[0], p / 100) for t, p in zip(items, prices)),
+                (EPOCH + datetime.timedelta(minutes=visit * 3 + 10)).isoformat(),
+            )
 
-    copy_block(out, "invoices", ("id", "visit_id", "invoice_no", "amount_cents", "paid_cents", "payment_mode",
-                                 "line_items", "issued_at"), invoices())
+    copy_block(
+        out,
+        "invoices",
+        ("id", "visit_id", "invoice_no", "amount_cents", "paid_cents", "payment_mode", "line_items", "issued_at"),
+        invoices(),
+    )
 
-    last_ids = {"users": n_users, "patients": n_patients, "visits": n_visits,
-                "test_results": n_visits * results_per_visit, "invoices": n_visits}
+    last_ids = {
+        "users": n_users,
+        "patients": n_patients,
+        "visits": n_visits,
+        "test_results": n_visits * results_per_visit,
+        "invoices": n_visits,
+    }
     for table, last in last_ids.items():
         out.write("ALTER SEQUENCE %s_id_seq RESTART WITH %d;\n" % (table, last + 1))
     out.write("COMMIT;\nANALYZE;\n")

@@ -43,8 +43,7 @@ def quote_ident(name):
     parts = name.split(".")
     if not 1 <= len(parts) <= 2 or not all(_IDENT.match(p) for p in parts):
         raise ValueError(
-            "%r is not a plain table name: use letters, digits and underscores, "
-            "optionally as schema.table" % (name,)
+            "%r is not a plain table name: use letters, digits and underscores, optionally as schema.table" % (name,)
         )
     return ".".join('"%s"' % p for p in parts)
 
@@ -83,14 +82,9 @@ def count_rows_sql(tables):
     if not tables:
         raise ValueError("no tables to count")
     selects = [
-        "SELECT %s AS table_name, count(*)::bigint AS n FROM %s" % (_sql_literal(t), quote_ident(t))
-        for t in tables
+        "SELECT %s AS table_name, count(*)::bigint AS n FROM %s" % (_sql_literal(t), quote_ident(t)) for t in tables
     ]
-    return (
-        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n"
-        + "\nUNION ALL ".join(selects)
-        + ";\nCOMMIT;\n"
-    )
+    return "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n" + "\nUNION ALL ".join(selects) + ";\nCOMMIT;\n"
 
 
 def count_rows(run, container, db, user, tables):

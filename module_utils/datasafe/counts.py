@@ -18,11 +18,16 @@ def compare(before, after, policy="no_decrease"):
             continue
         now = int(after[table])
         if now < was:
-            problems.append({"table": table, "before": was, "after": now,
-                             "problem": "lost %d row(s)" % (was - now)})
+            problems.append({"table": table, "before": was, "after": now, "problem": "lost %d row(s)" % (was - now)})
         elif policy == "equal" and now != was:
-            problems.append({"table": table, "before": was, "after": now,
-                             "problem": "gained %d row(s) where none were expected" % (now - was)})
+            problems.append(
+                {
+                    "table": table,
+                    "before": was,
+                    "after": now,
+                    "problem": "gained %d row(s) where none were expected" % (now - was),
+                }
+            )
     return problems
 
 

@@ -25,8 +25,16 @@ def _docker(run, *args):
 
 def project_containers(run, project):
     """Every container of the compose project, running or not, keyed by service."""
-    out = _docker(run, "ps", "-a", "--no-trunc", "--filter", "label=com.docker.compose.project=%s" % project,
-                  "--format", "{{.ID}}")
+    out = _docker(
+        run,
+        "ps",
+        "-a",
+        "--no-trunc",
+        "--filter",
+        "label=com.docker.compose.project=%s" % project,
+        "--format",
+        "{{.ID}}",
+    )
     ids = out.split()
     if not ids:
         return {}
@@ -52,28 +60,39 @@ def volume_identity(run, name):
     if rc != 0:
         return None
     info = json.loads(out)[0]
-    return {"name": info["Name"], "created_at": info.get("CreatedAt"), "mountpoint": info.get("Mountpoint"),
-            "labels": info.get("Labels") or {}}
+    return {
+        "name": info["Name"],
+        "created_at": info.get("CreatedAt"),
+        "mountpoint": info.get("Mountpoint"),
+        "labels": info.get("Labels") or {},
+    }
 
 
 def volume_problems(db_service, expected_volume, volume, data_path=PGDATA):
     """Reasons the database's data is not safely on the expected named volume (empty when it is)."""
     problems = []
     if volume is None:
-        problems.append("volume %s does not exist: the database's data is not where the protocol keeps it "
-                        "(was the compose project renamed?)" % expected_volume)
+        problems.append(
+            "volume %s does not exist: the database's data is not where the protocol keeps it "
+            "(was the compose project renamed?)" % expected_volume
+        )
     if db_service is None:
         problems.append("the database service has no container")
         return problems
     mount = next((m for m in db_service["mounts"] if m.get("Destination") == data_path), None)
     if mount is None:
-        problems.append("container %s has nothing mounted at %s: its data lives in the container and dies with it"
-                        % (db_service["container"], data_path))
+        problems.append(
+            "container %s has nothing mounted at %s: its data lives in the container and dies with it"
+            % (db_service["container"], data_path)
+        )
     elif mount.get("Type") != "volume":
-        problems.append("container %s keeps %s on a %s mount (%s), not on the named volume %s"
-                        % (db_service["container"], data_path, mount.get("Type"), mount.get("Source"), expected_volume))
+        problems.append(
+            "container %s keeps %s on a %s mount (%s), not on the named volume %s"
+            % (db_service["container"], data_path, mount.get("Type"), mount.get("Source"), expected_volume)
+        )
     elif mount.get("Name") != expected_volume:
         kind = "an anonymous volume" if len(mount.get("Name", "")) == 64 else "volume %s" % mount.get("Name")
-        problems.append("container %s keeps %s on %s, not on %s" % (db_service["container"], data_path, kind,
-                                                                     expected_volume))
+        problems.append(
+            "container %s keeps %s on %s, not on %s" % (db_service["container"], data_path, kind, expected_volume)
+        )
     return problems

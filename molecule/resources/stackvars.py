@@ -7,10 +7,20 @@ expressions unrendered; asking the debug module renders them exactly as the play
 import pytest
 
 NAMES = (
-    "datasafe_compose_dir", "datasafe_compose_project", "datasafe_compose_env", "datasafe_db_container",
-    "datasafe_db_name", "datasafe_db_user", "datasafe_critical_tables", "datasafe_health_url",
-    "datasafe_backup_dir", "datasafe_change_log", "datasafe_test_root", "datasafe_test_db_port",
-    "datasafe_test_backend_port", "datasafe_test_repo",
+    "datasafe_compose_dir",
+    "datasafe_compose_project",
+    "datasafe_compose_env",
+    "datasafe_db_container",
+    "datasafe_db_name",
+    "datasafe_db_user",
+    "datasafe_critical_tables",
+    "datasafe_health_url",
+    "datasafe_backup_dir",
+    "datasafe_change_log",
+    "datasafe_test_root",
+    "datasafe_test_db_port",
+    "datasafe_test_backend_port",
+    "datasafe_test_repo",
 )
 
 

@@ -18,10 +18,13 @@ def test_database_keeps_its_data_on_the_named_volume(host, stack):
 
 def test_seeded_row_counts_are_exact(host, stack):
     v = stack
-    sql = ("SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM patients), (SELECT count(*) FROM visits), "
-           "(SELECT count(*) FROM test_results), (SELECT count(*) FROM invoices)")
-    out = host.check_output("docker exec %s psql -X -At -U lms_user -d lms_slncity -c %s"
-                            % (v["datasafe_db_container"], json.dumps(sql)))
+    sql = (
+        "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM patients), (SELECT count(*) FROM visits), "
+        "(SELECT count(*) FROM test_results), (SELECT count(*) FROM invoices)"
+    )
+    out = host.check_output(
+        "docker exec %s psql -X -At -U lms_user -d lms_slncity -c %s" % (v["datasafe_db_container"], json.dumps(sql))
+    )
     assert out == "10|2000|6000|18000|6000"
 
 

@@ -28,13 +28,14 @@ def health():
         conn = _connect()
         try:
             conn.run("SELECT 1")
-            present = {row[0] for row in conn.run(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")}
+            present = {
+                row[0]
+                for row in conn.run("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")
+            }
         finally:
             conn.close()
     except Exception as exc:  # any failure to reach the database is ill health
-        return jsonify(status="error", version=VERSION, database="unreachable",
-                       error=type(exc).__name__), 503
+        return jsonify(status="error", version=VERSION, database="unreachable", error=type(exc).__name__), 503
     missing = [t for t in CRITICAL_TABLES if t not in present]
     if missing:
         return jsonify(status="error", version=VERSION, database="ok", missing_tables=missing), 503
