@@ -138,10 +138,6 @@ RULES = {
         "deleting files under Docker's volume directory or the PostgreSQL data directory destroys the database",
         "leave the data directory alone; stop the stack with docker compose down (without -v)",
     ),
-    "cmd-psql-file": (
-        "the SQL file passed to psql was read and the SQL guard refused it",
-        "fix the SQL file (see the SQL findings)",
-    ),
     "cmd-wrapped-unverifiable": (
         "the command runs a command line that the guard cannot read (e.g. given through a variable)",
         "write the wrapped command literally",

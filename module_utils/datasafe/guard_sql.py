@@ -16,7 +16,7 @@ from ansible.module_utils.datasafe.guard import Finding, dedupe
 
 try:
     import pglast
-    from pglast import ast, enums
+    from pglast import ast
     from pglast.stream import RawStream
 
     HAS_PGLAST, PGLAST_IMPORT_ERROR = True, None
@@ -643,6 +643,7 @@ def judge(sql, deny_rules=()):
         raise RuntimeError("pglast is required for the SQL guard: %s" % PGLAST_IMPORT_ERROR)
     if not isinstance(sql, str):
         return [Finding("sql-unparseable", repr(sql), "SQL must be a string")]
+    sql = str(sql)  # plain str: the parser (Cython) rejects str subclasses
     findings = _judge(sql)
     if deny_rules and not any(f.rule in ("sql-unparseable", "sql-psql-meta") for f in findings):
         for raw in pglast.parse_sql(sql):
