@@ -39,8 +39,6 @@ _CASCADE_OK = {"OBJECT_VIEW", "OBJECT_INDEX"}
 _NON_TRANSACTIONAL = ("VacuumStmt", "CreatedbStmt", "DropdbStmt", "AlterSystemStmt", "CreateTableSpaceStmt",
                       "DropTableSpaceStmt", "ReindexStmt", "CreateSubscriptionStmt", "DropSubscriptionStmt")
 
-_META_LINE = re.compile(r"^\s*\\", re.M)
-
 
 def available():
     return HAS_PGLAST
@@ -599,11 +597,12 @@ def _statement_findings(node, text, prepared, depth):
 def _judge(sql, depth=0, context=None):
     if depth > 5:
         return [Finding("sql-dynamic", context or sql, "nesting too deep to verify")]
-    if _META_LINE.search(_without_literals(sql)):
-        return [Finding("sql-psql-meta", context or sql)]
     try:
         tree = pglast.parse_sql(sql)
     except Exception as exc:  # pglast.parser.ParseError; anything else is just as unverifiable
+        # psql would run a backslash outside quotes as a meta-command; say so rather than "syntax error"
+        if "\\" in _without_literals(sql):
+            return [Finding("sql-psql-meta", context or sql)]
         return [Finding("sql-unparseable", context or sql, "the SQL does not parse: %s" % exc)]
     prepared = {s.stmt.name for s in tree if isinstance(s.stmt, ast.PrepareStmt)}
     findings = []
@@ -617,8 +616,8 @@ def _judge(sql, depth=0, context=None):
 def _without_literals(sql):
     """The SQL with quoted strings, dollar-quoted bodies and comments blanked, to spot meta-commands.
 
-    Approximate on purpose: a backslash line that this misses still fails to parse, and the
-    parser is the real judge; this only turns that into a clearer message.
+    Approximate on purpose: it only chooses between two refusals (meta-command or syntax error)
+    for SQL that already failed to parse.
     """
     sql = re.sub(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$.*?\$\1\$", "''", sql, flags=re.S)
     sql = re.sub(r"'(?:[^']|'')*'", "''", sql)
