@@ -40,13 +40,16 @@ testbed: venv ## Docker engine, Compose v2, PostgreSQL image, backend wheelhouse
 
 setup: venv testbed ## everything the demo and the tests need (idempotent)
 
-demo: setup ## bring up the demo stack, seed it if empty, run the main job
+DEMO_ROOT ?= /var/tmp/datasafe-demo
+
+demo: setup ## bring up the demo stack, seed it if empty, run the main job (the safe update)
+	@bash testbed/make-app-repo.sh examples/lms $(DEMO_ROOT)
 	@ansible-playbook testbed/demo_stack.yml
 	@$(MAKE) main-job
 
-# The main job: the safe update of the demo stack.
+# The main job: the protocol's safe update, on the demo stack.
 main-job:
-	@ansible-playbook playbooks/verify.yml
+	@ansible-playbook playbooks/safe_update.yml
 
 test: setup lint pytest molecule ## the whole suite
 

@@ -47,6 +47,12 @@ options:
     type: str
     choices: [no_decrease, equal]
     default: no_decrease
+  fail_on_problems:
+    description:
+      - Fail when the counts break O(policy). Set false where the caller decides what to do
+        (a rollback that must restore data rather than stop); RV(problems) says what broke.
+    type: bool
+    default: true
   label:
     description: A name for this snapshot (for example C(after down)), repeated in messages.
     type: str
@@ -114,6 +120,7 @@ def main():
             tables=dict(type="list", elements="str", required=True),
             compare_to=dict(type="dict"),
             policy=dict(type="str", choices=list(counts.POLICIES), default="no_decrease"),
+            fail_on_problems=dict(type="bool", default=True),
             label=dict(type="str", default="snapshot"),
         ),
         supports_check_mode=True,
@@ -146,7 +153,7 @@ def main():
                 msg="compare_to must map table names to whole numbers, as row_counts returns them", problems=[]
             )
         result["problems"] = counts.compare(before, snapshot, p["policy"])
-        if result["problems"]:
+        if result["problems"] and p["fail_on_problems"]:
             module.fail_json(
                 msg="row counts %s break policy %s: %s"
                 % (p["label"], p["policy"], counts.describe(result["problems"])),
