@@ -1,0 +1,529 @@
+"""The dump pipeline: a consistent, verified backup or a failure naming its stage.
+
+1. A ``psql`` session held open inside the database container starts a REPEATABLE READ
+   transaction and exports its snapshot (``pg_export_snapshot()``).
+2. ``pg_dump --snapshot`` runs inside the same container (client and server versions always
+   match) and compresses there with its own ``-Z`` (gzip, so ``gunzip -c file | psql`` keeps
+   working); zstd, or gzip/pigz on the host, are options. Meanwhile the held session counts
+   the critical tables in the same snapshot, so the counts describe exactly what was dumped.
+3. The stream is written on the host under a temporary name (``.<name>.partial``), hashed
+   as it arrives, fsynced, then verified from disk: sha256 again, a full decompression and
+   the dump's completion trailer (``pg_restore`` reads every block of a custom archive).
+4. Only then is it linked to its final name (never over an existing file) and its manifest
+   written. Every process's exit status is checked; on any failure the temporary file is
+   removed, nothing else is touched, and :class:`BackupError` names the stage.
+"""
+
+import datetime
+import errno
+import fcntl
+import hashlib
+import os
+import select
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import zlib
+
+from ansible.module_utils.datasafe import container, manifest
+
+TRAILER = b"-- PostgreSQL database dump complete"
+FORMATS = ("plain", "custom")
+COMPRESSIONS = ("gzip", "zstd", "none")
+LEVELS = {"gzip": (1, 9, 1), "zstd": (1, 19, 3), "none": (0, 0, 0)}  # min, max, default
+CHUNK = 1 << 20
+LOCK_NAME = ".datasafe-backup.lock"
+PARTIAL_SUFFIX = ".partial"
+# Documented test hook: a crash between fsync and rename, to prove it leaves no good-looking file.
+CRASH_HOOK = "DATASAFE_BACKUP_TEST_CRASH_BEFORE_RENAME"
+
+
+class BackupError(Exception):
+    """A stage of the backup failed; ``stage`` names it for the operator."""
+
+    def __init__(self, stage, message):
+        self.stage = stage
+        super().__init__("%s: %s" % (stage, message))
+
+
+def extension(fmt, compression):
+    if fmt == "custom":
+        return ".dump"
+    return {"gzip": ".sql.gz", "zstd": ".sql.zst", "none": ".sql"}[compression]
+
+
+def backup_name(prefix, when, fmt, compression):
+    """``<prefix>_YYYYMMDD_HHMMSS<ext>``: the protocol's names (``lms_backup_...sql.gz``)."""
+    return "%s_%s%s" % (prefix, when.strftime("%Y%m%d_%H%M%S"), extension(fmt, compression))
+
+
+def check_options(fmt, compression, level, compress_on):
+    """Validate a combination of options; returns (level, compress_on) with defaults filled in."""
+    if fmt not in FORMATS:
+        raise ValueError("format must be one of %s, not %r" % (", ".join(FORMATS), fmt))
+    if compression not in COMPRESSIONS:
+        raise ValueError("compression must be one of %s, not %r" % (", ".join(COMPRESSIONS), compression))
+    low, high, default = LEVELS[compression]
+    if level is None:
+        level = default
+    if compression != "none" and not low <= level <= high:
+        raise ValueError("compress_level %s is out of range for %s: use %d to %d" % (level, compression, low, high))
+    if compress_on == "auto":
+        compress_on = "host" if compression == "zstd" else "container"
+    if fmt == "custom":
+        if compression == "zstd":
+            raise ValueError("pg_dump 15's custom format compresses with gzip only: use compression gzip or none")
+        compress_on = "container"
+    elif compression == "zstd" and compress_on == "container":
+        raise ValueError("the PostgreSQL image has no zstd: use compress_on host (or auto) for zstd")
+    return level, compress_on
+
+
+def pg_dump_argv(cont, db, user, snapshot, fmt, compression, level, compress_on, lock_wait_timeout):
+    argv = ["pg_dump", "-U", user, "-d", db, "--snapshot=%s" % snapshot]
+    if lock_wait_timeout:
+        argv.append("--lock-wait-timeout=%ds" % lock_wait_timeout)
+    if fmt == "custom":
+        argv += ["-Fc", "-Z", str(level if compression == "gzip" else 0)]
+    elif compression == "gzip" and compress_on == "container":
+        argv += ["-Z", str(level)]  # plain format + -Z writes a gzip file
+    return container.docker_exec(cont, argv)
+
+
+def host_compressor_argv(compression, level, which=shutil.which):
+    """The host-side compressor, or None when the stream is already final."""
+    if compression == "zstd":
+        return ["zstd", "-q", "-c", "-%d" % level]
+    if compression == "gzip":
+        return [which("pigz") and "pigz" or "gzip", "-c", "-%d" % level]
+    return None
+
+
+class SnapshotSession:
+    """A psql session inside the container holding one REPEATABLE READ transaction open."""
+
+    def __init__(self, cont, db, user, timeout=60):
+        self.timeout = timeout
+        argv = container.psql_argv(cont, db, user, extra=["-A", "-t", "-F", "|"])
+        self._err = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._err)
+        self._buf = b""
+
+    def _send(self, text):
+        try:
+            self.proc.stdin.write(text.encode("utf-8"))
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass  # psql already exited; the read below reports why
+
+    def _stderr(self):
+        self._err.seek(0)
+        return self._err.read().decode("utf-8", "replace").strip()
+
+    def _read_until(self, sentinel, stage, timeout=None):
+        """Lines printed before ``sentinel``; fails with psql's error when it exits or times out."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        fd = self.proc.stdout.fileno()
+        marker = sentinel.encode("utf-8") + b"\n"
+        while marker not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise BackupError(stage, "no answer from psql within %ss" % (timeout or self.timeout))
+            ready, _, _ = select.select([fd], [], [], min(left, 1.0))
+            if not ready:
+                continue
+            data = os.read(fd, 65536)
+            if not data:
+                rc = self.proc.wait()
+                raise BackupError(stage, "psql exited %s: %s" % (rc, self._stderr() or "no error output"))
+            self._buf += data
+        head, self._buf = self._buf.split(marker, 1)
+        return [line for line in head.decode("utf-8").splitlines() if line]
+
+    def open(self):
+        """Start the transaction; returns (snapshot id, server version string, server version number)."""
+        self._send(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n"
+            "SELECT pg_export_snapshot(), current_setting('server_version'), current_setting('server_version_num');\n"
+            "\\echo __datasafe_snapshot__\n"
+        )
+        lines = self._read_until("__datasafe_snapshot__", "open snapshot")
+        if len(lines) != 1 or lines[0].count("|") != 2:
+            raise BackupError("open snapshot", "unexpected answer from psql: %r" % lines)
+        return tuple(lines[0].split("|"))
+
+    def count(self, tables):
+        """Exact counts of ``tables`` inside the held transaction (so in the dump's snapshot)."""
+        selects = ["SELECT '%s', count(*) FROM %s" % (t.replace("'", "''"), container.quote_ident(t)) for t in tables]
+        self._send("\nUNION ALL ".join(selects) + ";\n\\echo __datasafe_counts__\n")
+        lines = self._read_until("__datasafe_counts__", "count rows", timeout=24 * 3600)
+        counts = {}
+        for line in lines:
+            name, _, n = line.rpartition("|")
+            counts[name] = int(n)
+        missing = [t for t in tables if t not in counts]
+        if missing:
+            raise BackupError("count rows", "no count returned for %s" % ", ".join(missing))
+        return counts
+
+    def close(self):
+        """Commit (read-only) and check psql's exit status."""
+        self._send("COMMIT;\n")
+        try:
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        try:
+            rc = self.proc.wait(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        if rc != 0:
+            raise BackupError("close snapshot", "psql exited %s: %s" % (rc, self._stderr() or "no error output"))
+
+    def abort(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._err.close()
+
+
+class _Counter(threading.Thread):
+    """Counts rows in the held session while pg_dump streams (two cores, one snapshot)."""
+
+    def __init__(self, session, tables):
+        super().__init__(daemon=True)
+        self.session, self.tables, self.counts, self.error = session, tables, None, None
+
+    def run(self):
+        try:
+            self.counts = self.session.count(self.tables)
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the main thread
+            self.error = exc
+
+
+def _stage_stderr(handle):
+    handle.seek(0)
+    return handle.read().decode("utf-8", "replace").strip()
+
+
+def stream_to_file(argvs, fd, stages):
+    """Run ``argvs`` as a pipeline (argv lists, no shell) and write the last one's stdout to ``fd``.
+
+    Returns (sha256 hex, bytes written). Every process's exit status is checked; the first
+    failure raises BackupError naming its stage and every process still running is killed.
+    """
+    procs, errs = [], []
+    digest = hashlib.sha256()
+    written = 0
+    try:
+        stdin = None
+        for argv in argvs:
+            err = tempfile.TemporaryFile()
+            errs.append(err)
+            proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=err)
+            if stdin is not None:
+                stdin.close()  # only the next process holds the pipe now, so it sees EOF/EPIPE
+            stdin = proc.stdout
+            procs.append(proc)
+        out = procs[-1].stdout.fileno()
+        while True:
+            chunk = os.read(out, CHUNK)
+            if not chunk:
+                break
+            digest.update(chunk)
+            view = memoryview(chunk)
+            while view:
+                try:
+                    n = os.write(fd, view)
+                except OSError as exc:
+                    if exc.errno == errno.ENOSPC:
+                        raise BackupError("write", "the backup disk is full (%d bytes written)" % written) from exc
+                    raise BackupError("write", "cannot write the backup: %s" % exc.strerror) from exc
+                view = view[n:]
+                written += n
+        for proc, err, stage in zip(procs, errs, stages):
+            rc = proc.wait()
+            if rc != 0:
+                raise BackupError(stage, "exit status %s: %s" % (rc, _stage_stderr(err) or "no error output"))
+        return digest.hexdigest(), written
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            proc.stdout.close()
+        for err in errs:
+            err.close()
+
+
+def _check_tail(tail, stage):
+    if TRAILER not in tail[-512:]:
+        raise BackupError(stage, "the dump does not end with '%s': it is incomplete" % TRAILER.decode())
+
+
+def verify(path, fmt, compression, expected_sha256, cont=None):
+    """Verify a written backup from disk; returns (checks performed, uncompressed size or None)."""
+    checks = []
+    digest = hashlib.sha256()
+    if fmt == "custom":
+        actual = manifest.sha256_file(path)
+        with open(path, "rb") as handle:
+            argv = container.docker_exec(cont, ["pg_restore", "-f", "/dev/null"], interactive=True)
+            proc = subprocess.run(argv, stdin=handle, capture_output=True, check=False)
+        if proc.returncode != 0:
+            raise BackupError(
+                "verify",
+                "pg_restore could not read the archive (exit %s): %s"
+                % (proc.returncode, proc.stderr.decode("utf-8", "replace").strip()),
+            )
+        checks.append("pg_restore read every block of the archive")
+        size = None
+    elif compression == "zstd":
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(CHUNK), b""):
+                digest.update(chunk)
+        actual = digest.hexdigest()
+        proc = subprocess.Popen(["zstd", "-q", "-d", "-c", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        tail, size = b"", 0
+        for chunk in iter(lambda: proc.stdout.read(CHUNK), b""):
+            size += len(chunk)
+            tail = (tail + chunk)[-4096:]
+        err = proc.stderr.read()
+        if proc.wait() != 0:
+            raise BackupError("verify", "zstd cannot decompress the backup: %s" % err.decode("utf-8", "replace"))
+        checks.append("decompression (zstd)")
+        _check_tail(tail, "verify")
+        checks.append("trailer '%s'" % TRAILER.decode())
+    else:
+        tail, size = b"", 0
+        inflate = zlib.decompressobj(31) if compression == "gzip" else None
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(CHUNK), b""):
+                digest.update(chunk)
+                if inflate is None:
+                    data = chunk
+                else:
+                    try:
+                        data = inflate.decompress(chunk)
+                        while inflate.eof and inflate.unused_data:  # concatenated gzip members
+                            rest = inflate.unused_data
+                            inflate = zlib.decompressobj(31)
+                            data += inflate.decompress(rest)
+                    except zlib.error as exc:
+                        raise BackupError("verify", "gzip data is corrupt: %s" % exc) from exc
+                size += len(data)
+                tail = (tail + data[-4096:])[-4096:]
+        actual = digest.hexdigest()
+        if inflate is not None:
+            if not inflate.eof:
+                raise BackupError("verify", "the gzip stream is truncated (no end of stream)")
+            checks.append("decompression (gzip)")
+        _check_tail(tail, "verify")
+        checks.append("trailer '%s'" % TRAILER.decode())
+    if actual != expected_sha256:
+        raise BackupError("verify", "sha256 on disk %s differs from the stream's %s" % (actual, expected_sha256))
+    checks.append("sha256 of the file on disk equals the stream's")
+    return checks, size
+
+
+class DirLock:
+    """An exclusive flock on ``<backup_dir>/.datasafe-backup.lock``; released when the process dies."""
+
+    def __init__(self, backup_dir):
+        self.path = os.path.join(backup_dir, LOCK_NAME)
+        self.fd = None
+
+    def acquire(self, timeout=0):
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError as exc:
+                if time.monotonic() >= deadline:
+                    holder = os.pread(self.fd, 200, 0).decode("utf-8", "replace").strip() or "unknown"
+                    os.close(self.fd)
+                    self.fd = None
+                    raise BackupError(
+                        "lock",
+                        "another backup is running in this directory (holder: %s); "
+                        "wait for it to finish, or raise lock_timeout" % holder,
+                    ) from exc
+                time.sleep(0.2)
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, ("pid %d since %s\n" % (os.getpid(), now_iso())).encode(), 0)
+        return self
+
+    def release(self):
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)
+            os.close(self.fd)
+            self.fd = None
+
+
+def now_iso(when=None):
+    when = when or datetime.datetime.now(datetime.timezone.utc)
+    return when.astimezone().isoformat(timespec="seconds")
+
+
+def leftover_partials(backup_dir):
+    """Temporary files of backups that died (only meaningful while holding the lock)."""
+    return sorted(n for n in os.listdir(backup_dir) if n.startswith(".") and n.endswith(PARTIAL_SUFFIX))
+
+
+def link_no_clobber(tmp, directory, name):
+    """Give ``tmp`` its final name without ever replacing a file; returns the name used."""
+    stem, ext = name, ""
+    for suffix in manifest.SUFFIXES:
+        if name.endswith(suffix):
+            stem, ext = name[: -len(suffix)], suffix
+            break
+    candidate = name
+    for n in range(1, 100):
+        try:
+            os.link(tmp, os.path.join(directory, candidate))
+            os.unlink(tmp)
+            return candidate
+        except FileExistsError:
+            candidate = "%s_%d%s" % (stem, n, ext)
+    raise BackupError("rename", "too many backups named %s in %s" % (name, directory))
+
+
+def shrink_problems(previous, size, counts, fmt, compression, ratio):
+    """Why this backup looks far smaller than the previous good one (empty when it does not)."""
+    if previous is None:
+        return []
+    old = previous["manifest"]
+    problems = []
+    if old.get("format") == fmt and old.get("compression") == compression and old.get("size"):
+        if size < old["size"] * ratio:
+            problems.append(
+                "size %d bytes is under %d%% of the previous backup %s (%d bytes)"
+                % (size, ratio * 100, old["file"], old["size"])
+            )
+    for table, was in sorted((old.get("counts") or {}).items()):
+        now = counts.get(table)
+        if now is not None and now < was:
+            problems.append(
+                "table %s has %d rows, %d fewer than in the previous backup %s" % (table, now, was - now, old["file"])
+            )
+    return problems
+
+
+def run_backup(spec):
+    """Make one verified backup. ``spec`` is a dict of the module's options (see pg_backup).
+
+    Returns the manifest (a dict) with ``manifest_path`` and ``removed_partials`` added.
+    The caller holds the directory lock.
+    """
+    directory = spec["backup_dir"]
+    started = datetime.datetime.now(datetime.timezone.utc)
+    t0 = time.monotonic()
+    name = backup_name(spec["prefix"], started.astimezone(), spec["format"], spec["compression"])
+    tmp = os.path.join(directory, ".%s%s" % (name, PARTIAL_SUFFIX))
+    session = SnapshotSession(spec["container"], spec["database"], spec["user"])
+    counter = None
+    fd = None
+    try:
+        snapshot, server_version, server_version_num = session.open()
+        argvs = [
+            pg_dump_argv(
+                spec["container"],
+                spec["database"],
+                spec["user"],
+                snapshot,
+                spec["format"],
+                spec["compression"],
+                spec["level"],
+                spec["compress_on"],
+                spec["lock_wait_timeout"],
+            )
+        ]
+        stages = ["pg_dump"]
+        if spec["format"] == "plain" and spec["compress_on"] == "host":
+            compressor = host_compressor_argv(spec["compression"], spec["level"])
+            if compressor:
+                argvs.append(compressor)
+                stages.append(compressor[0])
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        if spec["tables"]:
+            counter = _Counter(session, spec["tables"])
+            counter.start()
+        sha256, size = stream_to_file(argvs, fd, stages)
+        if counter is not None:
+            counter.join()
+            if counter.error is not None:
+                raise counter.error
+        session.close()
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            raise BackupError("fsync", "cannot flush the backup to disk: %s" % exc.strerror) from exc
+        os.close(fd)
+        fd = None
+        checks, uncompressed = verify(tmp, spec["format"], spec["compression"], sha256, spec["container"])
+        verified_at = datetime.datetime.now(datetime.timezone.utc)
+        if os.environ.get(CRASH_HOOK) == "1":
+            os.kill(os.getpid(), 9)
+        final = link_no_clobber(tmp, directory, name)
+        manifest.fsync_dir(directory)
+    except BaseException:
+        if counter is not None and counter.is_alive():
+            session.abort()
+            counter.join(5)
+        session.abort()
+        if fd is not None:
+            os.close(fd)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    ended = datetime.datetime.now(datetime.timezone.utc)
+    path = os.path.join(directory, final)
+    counts = counter.counts if counter is not None else {}
+    data = {
+        "file": final,
+        "path": path,
+        "database": spec["database"],
+        "container": spec["container"],
+        "server_version": server_version,
+        "server_version_num": int(server_version_num),
+        "start": now_iso(started),
+        "end": now_iso(ended),
+        "duration_seconds": round(time.monotonic() - t0, 3),
+        "size": size,
+        "uncompressed_size": uncompressed,
+        "sha256": sha256,
+        "format": spec["format"],
+        "compression": spec["compression"],
+        "compress_level": spec["level"] if spec["compression"] != "none" else None,
+        "compressed_on": spec["compress_on"] if spec["compression"] != "none" else None,
+        "kind": spec["kind"],
+        "label": spec["label"],
+        "app_revision": spec.get("app_revision"),
+        "snapshot": snapshot,
+        "counts": counts,
+        "counts_total": sum(counts.values()),
+        "verified": True,
+        "verified_at": now_iso(verified_at),
+        "checks": checks,
+        "restore_hint": restore_hint(final, spec),
+    }
+    return data
+
+
+def restore_hint(name, spec):
+    """The protocol's recovery command for this file (the restore playbook is the safer way)."""
+    target = "docker exec -i %s psql -U %s -d %s" % (spec["container"], spec["user"], spec["database"])
+    if spec["format"] == "custom":
+        return "docker exec -i %s pg_restore -U %s -d %s < %s" % (
+            spec["container"],
+            spec["user"],
+            spec["database"],
+            name,
+        )
+    reader = {"gzip": "gunzip -c", "zstd": "zstd -dc", "none": "cat"}[spec["compression"]]
+    return "%s %s | %s" % (reader, name, target)
