@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""Downtime of the safe update against the protocol's manual SAFE UPDATE PROCEDURE.
+
+One throwaway git-backed stack (the demo app, scale 1), the same kind of change for both
+(a new release pushed to the app's remote), measured in one run:
+
+  manual    backup (pg_dump | gzip), git pull, down, build --no-cache, up -d
+  datasafe  ansible-playbook playbooks/safe_update.yml
+
+Downtime is the time GET /health does not answer 200, as seen by a prober polling every
+50 ms on loopback from the moment the run starts until the new release answers. Prints one
+line per run and, last, ``update ratio R (datasafe A s / manual B s downtime)``.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NAME = "benchupdate"
+ENV = dict(os.environ, MOLECULE_SCENARIO_NAME=NAME, DATASAFE_TEST_SLOT="20", MOLECULE_PROJECT_DIRECTORY=REPO,
+           ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"))
+INVENTORY = os.path.join(REPO, "molecule", "resources", "inventory", "hosts.yml")
+ROOT = "/var/tmp/datasafe-molecule/%s" % NAME
+PROJECT = "dstest-%s" % NAME
+APP = os.path.join(ROOT, "app")
+COMPOSE_ENV = {"COMPOSE_PROJECT_NAME": PROJECT, "LMS_DB_CONTAINER": "%s-pg" % PROJECT,
+               "LMS_BACKEND_CONTAINER": "%s-backend" % PROJECT, "LMS_DB_PORT": "56200", "LMS_BACKEND_PORT": "56201",
+               "LMS_BACKEND_IMAGE": "lms-backend:%s" % PROJECT}
+HEALTH = "http://127.0.0.1:56201/health"
+
+
+def run(argv, env=None, **kwargs):
+    proc = subprocess.run(argv, env=env or ENV, capture_output=True, text=True, check=False, **kwargs)
+    if proc.returncode != 0:
+        sys.exit("bench_update: %s failed:\n%s%s" % (" ".join(argv[:4]), proc.stdout[-2000:], proc.stderr[-2000:]))
+    return proc.stdout
+
+
+class Prober:
+    """Polls the health endpoint; downtime is the span from the first non-200 to the first 200
+    of the wanted version after it (bounded: stops on request or after max_seconds)."""
+
+    def __init__(self, want_version, max_seconds=900):
+        self.want, self.max_seconds = want_version, max_seconds
+        self.first_down = self.back_up = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _status(self):
+        try:
+            with urllib.request.urlopen(HEALTH, timeout=1) as response:
+                return response.status, json.loads(response.read()).get("version")
+        except Exception:  # refused, reset, 5xx, timeout: all "not answering"
+            return None, None
+
+    def _loop(self):
+        deadline = time.monotonic() + self.max_seconds
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            status, version = self._status()
+            now = time.monotonic()
+            if status != 200 and self.first_down is None:
+                self.first_down = now
+            if status == 200 and version == self.want and self.first_down is not None:
+                self.back_up = now
+                return
+            time.sleep(0.05)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._thread.join(timeout=120)
+        self._stop.set()
+
+    @property
+    def downtime(self):
+        if self.first_down is None:
+            return 0.0
+        if self.back_up is None:
+            sys.exit("bench_update: the new release never answered 200 on %s" % HEALTH)
+        return self.back_up - self.first_down
+
+
+def push_release(version):
+    dev = os.path.join(ROOT, "dev")
+    if not os.path.isdir(dev):
+        run(["git", "clone", "-q", os.path.join(ROOT, "remote.git"), dev])
+    with open(os.path.join(dev, "backend", "VERSION"), "w") as handle:
+        handle.write(version + "\n")
+    git = ["git", "-C", dev, "-c", "user.name=bench", "-c", "user.email=bench@datasafe.invalid"]
+    run(git + ["commit", "-q", "-am", "release %s" % version])
+    run(git + ["push", "-q", "origin", "HEAD:main"])
+
+
+def manual_update(version):
+    """The protocol's SAFE UPDATE PROCEDURE, command for command."""
+    env = dict(ENV, **COMPOSE_ENV)
+    compose = ["docker", "compose", "-f", os.path.join(APP, "docker-compose.prod.yml")]
+    os.makedirs(os.path.join(ROOT, "manual-backups"), exist_ok=True)
+    stamp = time.strftime("%Y%m%d_%H%M%S")
+    dump = os.path.join(ROOT, "manual-backups", "BEFORE_UPDATE_%s.sql" % stamp)
+    with Prober(version) as probe:
+        start = time.monotonic()
+        with open(dump, "w") as out:
+            subprocess.run(["docker", "exec", COMPOSE_ENV["LMS_DB_CONTAINER"], "pg_dump", "-U", "lms_user",
+                            "lms_slncity"], stdout=out, check=True)
+        run(["gzip", dump])
+        run(["git", "-C", APP, "pull", "-q", "origin", "main"], env=env)
+        run(compose + ["down"], env=env)
+        run(compose + ["build", "--no-cache"], env=env)
+        run(compose + ["up", "-d"], env=env)
+    return probe.downtime, probe.back_up - start
+
+
+def datasafe_update(version):
+    with Prober(version) as probe:
+        start = time.monotonic()
+        run(["ansible-playbook", "-i", INVENTORY, os.path.join(REPO, "playbooks", "safe_update.yml")])
+    return probe.downtime, probe.back_up - start
+
+
+def main():
+    run(["ansible-playbook", "-i", INVENTORY, os.path.join(REPO, "molecule", "resources", "create.yml")])
+    try:
+        push_release("1.1.0")
+        manual_down, manual_total = manual_update("1.1.0")
+        print("manual   downtime %6.2f s (whole procedure %6.1f s)" % (manual_down, manual_total), flush=True)
+        push_release("1.2.0")
+        ours_down, ours_total = datasafe_update("1.2.0")
+        print("datasafe downtime %6.2f s (whole procedure %6.1f s)" % (ours_down, ours_total), flush=True)
+    finally:
+        subprocess.run([os.path.join(REPO, "testbed", "remove-test-stack.sh"), PROJECT, ROOT],
+                       capture_output=True, check=False)
+    print("update ratio %.2f (datasafe %.2f s / manual %.2f s downtime)" % (ours_down / manual_down, ours_down,
+                                                                          manual_down))
+
+
+if __name__ == "__main__":
+    main()
