@@ -1,0 +1,123 @@
+"""Helpers for the off-site tests: real backups of a real throwaway database, a real S3 server.
+
+The backups are real ``pg_dump`` output of a seeded throwaway PostgreSQL container, with a
+manifest written to the backup role's contract (file, path, database, size, sha256, kind, end,
+verified). The S3 server is moto in server mode on a free loopback port, started and stopped
+here (only the process this fixture started is ever stopped).
+"""
+
+import datetime
+import gzip
+import hashlib
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+
+
+def _root_conftest():
+    """tests/conftest.py as pytest loaded it (ThrowawayPostgres, free_port), without a second copy."""
+    path = os.path.join(os.path.dirname(HERE), "conftest.py")
+    for module in list(sys.modules.values()):
+        if os.path.abspath(getattr(module, "__file__", None) or "") == path:
+            return module
+    spec = importlib.util.spec_from_file_location("datasafe_tests_conftest", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+ThrowawayPostgres = _root_conftest().ThrowawayPostgres
+free_port = _root_conftest().free_port
+
+VENV_BIN = os.path.join(REPO, ".venv", "bin")
+FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+TRAILER = b"-- PostgreSQL database dump complete"
+
+
+def sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def make_backup(pg, backup_dir, name, end, kind="scheduled"):
+    """A real gzip'd pg_dump of ``pg`` at ``backup_dir/name`` with a contract manifest beside it."""
+    os.makedirs(backup_dir, mode=0o700, exist_ok=True)
+    path = os.path.join(backup_dir, name)
+    tmp = path + ".partial"
+    start = datetime.datetime.now(datetime.timezone.utc)
+    with open(tmp, "wb") as out:
+        proc = subprocess.run(["docker", "exec", pg.container, "pg_dump", "-U", pg.user, "-Z", "6", pg.db],
+                              stdout=out, stderr=subprocess.PIPE, check=False)
+    assert proc.returncode == 0, proc.stderr
+    with gzip.open(tmp, "rb") as handle:
+        assert TRAILER in handle.read()[-4096:]
+    os.chmod(tmp, 0o600)
+    os.rename(tmp, path)
+    manifest = {
+        "file": name, "path": path, "database": pg.db, "container": pg.container, "size": os.path.getsize(path),
+        "sha256": sha256_of(path), "format": "plain", "compression": "gzip", "kind": kind, "label": None,
+        "start": start.isoformat(), "end": end, "counts": pg.counts(), "verified": True,
+        "verified_at": end, "checks": ["decompression", "trailer", "sha256"],
+    }
+    with open(path + ".json", "w") as handle:
+        json.dump(manifest, handle, indent=2)
+    os.chmod(path + ".json", 0o600)
+    return path
+
+
+
+def local_hashes(directory):
+    return {name: sha256_of(os.path.join(directory, name)) for name in sorted(os.listdir(directory))
+            if os.path.isfile(os.path.join(directory, name))}
+
+
+class Moto:
+    """moto's S3 server on a loopback port; ``stop``/``start`` let a test take it away."""
+
+    def __init__(self, log_dir):
+        self.port = free_port()
+        self.endpoint = "http://127.0.0.1:%d" % self.port
+        self.log = os.path.join(log_dir, "moto.log")
+        self.proc = None
+
+    def start(self):
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen([os.path.join(VENV_BIN, "moto_server"), "-H", "127.0.0.1", "-p",
+                                          str(self.port)], stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                self.client().list_buckets()
+                return self
+            except Exception:  # noqa: BLE001 - not up yet
+                time.sleep(0.2)
+        raise RuntimeError("moto_server did not start; see %s" % self.log)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    def client(self):
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id="testing",
+                            aws_secret_access_key="testing", region_name="us-east-1",
+                            config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=10))
+
+    def bucket(self):
+        name = "dstest-%s" % uuid.uuid4().hex[:12]
+        self.client().create_bucket(Bucket=name)
+        return name
