@@ -1,0 +1,229 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+"""Restore a verified backup into a new database beside the live one and compare its counts."""
+
+DOCUMENTATION = r"""
+---
+module: pg_restore_beside
+short_description: Restore a verified backup into a new database beside the live one
+description:
+  - Loads the backup's manifest and re-checks the backup file's size and sha256 against it;
+    a backup without a verified manifest, or whose bytes changed, is refused before anything
+    is created.
+  - Creates a NEW database O(new_database) beside O(database), owned by O(user) with the
+    encoding and locale of O(database), and restores the backup into it inside the container
+    (C(gzip -dc | psql -v ON_ERROR_STOP=1 --single-transaction) under C(pipefail), or
+    C(pg_restore) for the custom format), so a truncated or failing restore commits nothing.
+  - Counts every table of the manifest exactly in the new database and compares the counts
+    with the manifest; any difference fails the module.
+  - Never writes into, alters or drops O(database) or any existing database. A failed restore
+    leaves O(new_database) behind for inspection (named in the error); it is never dropped.
+version_added: "0.1.0"
+author: datasafe maintainers
+options:
+  container:
+    description: Name of the running PostgreSQL container.
+    type: str
+    required: true
+  user:
+    description: Role that connects (over the container's local socket) and owns the new database.
+    type: str
+    required: true
+  database:
+    description:
+      - The live database the backup is restored beside. It is only read (its owner,
+        encoding and locale are copied); it may be missing after a disaster.
+    type: str
+    required: true
+  backup:
+    description: Path of the backup file on the host; its manifest is C(<backup>.json).
+    type: path
+    required: true
+  new_database:
+    description:
+      - The database to create and restore into. Must not exist.
+      - Defaults to C(<database>_restore_<timestamp>).
+    type: str
+  timestamp:
+    description:
+      - C(YYYYMMDD_HHMMSS) used to name O(new_database), so one restore's names belong together.
+      - Defaults to now.
+    type: str
+  tables:
+    description:
+      - Tables to count and compare. Defaults to every table in the manifest's counts.
+      - A table listed here but absent from the manifest is a failure (it cannot be verified).
+    type: list
+    elements: str
+  expected_database:
+    description:
+      - The database the backup must have been taken of (the manifest's C(database)).
+      - Defaults to O(database); a backup of another database is refused.
+    type: str
+  maintenance_db:
+    description: Database to connect to for C(CREATE DATABASE).
+    type: str
+    default: postgres
+  jobs:
+    description: Parallel jobs for C(pg_restore) (custom format only; the plain format is one transaction).
+    type: int
+    default: 1
+  analyze:
+    description: Run C(ANALYZE) on the restored database, so the application does not start on empty statistics.
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: full
+    description:
+      - The manifest and the file's sha256 are checked exactly as in a real run; nothing is created
+        and RV(changed) says a database would be created.
+  diff_mode:
+    support: none
+notes:
+  - Requires the C(docker) CLI on the host, and C(bash), C(gzip) and C(psql) in the container
+    (the official PostgreSQL image has them).
+"""
+
+EXAMPLES = r"""
+- name: Restore the chosen backup beside the live database
+  pg_restore_beside:
+    container: lms-postgres
+    user: lms_user
+    database: lms_slncity
+    backup: /home/lab/backups/lms_backup_20261123_020000.sql.gz
+    timestamp: "20261123_101500"
+  register: restored
+"""
+
+RETURN = r"""
+new_database:
+  description: The database created and restored into.
+  returned: always
+  type: str
+  sample: lms_slncity_restore_20261123_101500
+manifest:
+  description: The backup's manifest as loaded.
+  returned: success
+  type: dict
+counts:
+  description: Exact row counts in the restored database.
+  returned: success
+  type: dict
+  sample: {"users": 10, "patients": 2000}
+problems:
+  description: Tables whose restored count differs from the manifest; empty when all match.
+  returned: always
+  type: list
+  elements: dict
+"""
+
+import datetime
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.datasafe import container, manifest, restore
+
+
+def checked_backup(module, backup, expected_database):
+    """The backup as listed with its manifest, or fail naming why it must not be restored (nothing created yet)."""
+    directory = os.path.dirname(backup)
+    entry = next((e for e in manifest.list_backups(directory) if os.path.abspath(e["path"]) == backup), None)
+    if entry is None:
+        module.fail_json(
+            msg="refusing to restore %s: it is not a backup datasafe knows (no such file, or a name "
+            "that is not a backup's); only a backup with a verified manifest is restored" % backup,
+            problems=[],
+        )
+    now = datetime.datetime.now(datetime.timezone.utc)
+    row = restore.describe_backup(entry, expected_database, now, manifest.verify_file)
+    if not row["verified"]:
+        module.fail_json(msg="refusing to restore %s: %s" % (backup, "; ".join(row["problems"])), problems=[])
+    return row
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            container=dict(type="str", required=True),
+            user=dict(type="str", required=True),
+            database=dict(type="str", required=True),
+            backup=dict(type="path", required=True),
+            new_database=dict(type="str"),
+            timestamp=dict(type="str"),
+            tables=dict(type="list", elements="str"),
+            expected_database=dict(type="str"),
+            maintenance_db=dict(type="str", default=restore.MAINTENANCE_DB),
+            jobs=dict(type="int", default=1),
+            analyze=dict(type="bool", default=True),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    backup = os.path.abspath(p["backup"])
+    try:
+        restore.check_db_name(p["database"])
+        new_db = p["new_database"] or restore.restored_name(p["database"], p["timestamp"] or restore.timestamp())
+        restore.check_db_name(new_db, "new_database")
+        if p["jobs"] < 1:
+            raise ValueError("jobs must be 1 or more")
+    except ValueError as exc:
+        module.fail_json(msg="pg_restore_beside: %s" % exc, new_database=p["new_database"], problems=[])
+    if new_db == p["database"]:
+        module.fail_json(
+            msg="new_database must differ from database: a restore never writes into the live database",
+            new_database=new_db,
+            problems=[],
+        )
+
+    entry = checked_backup(module, backup, p["expected_database"] or p["database"])
+    tables = p["tables"] or sorted(entry["counts"])
+    missing = [t for t in tables if t not in entry["counts"]]
+    if missing:
+        module.fail_json(
+            msg="the manifest of %s has no count for %s, so a restore could not be verified; restore a "
+            "backup that covers them or leave them out of tables" % (backup, ", ".join(missing)),
+            new_database=new_db,
+            problems=[],
+        )
+    expected = {t: entry["counts"][t] for t in tables}
+    entry = dict(entry, counts=expected)
+    result = dict(new_database=new_db, manifest=entry, problems=[])
+    if module.check_mode:
+        module.exit_json(changed=True, counts=expected, **result)
+
+    run = container.module_runner(module)
+    try:
+        done = restore.restore_beside(
+            run,
+            p["container"],
+            p["user"],
+            p["database"],
+            new_db,
+            entry,
+            tables,
+            p["maintenance_db"],
+            p["jobs"],
+            p["analyze"],
+        )
+    except (restore.RestoreError, container.ContainerError, ValueError) as exc:
+        module.fail_json(
+            msg="restore of %s into new database %s failed; the live database %s was not touched "
+            "(a partly restored %s may be left for inspection, it is never dropped): %s"
+            % (os.path.basename(backup), new_db, p["database"], new_db, exc),
+            **result,
+        )
+    result.update(counts=done["counts"], problems=done["problems"], like=done["like"])
+    if done["problems"]:
+        module.fail_json(
+            changed=True,
+            msg="restored %s into %s, but its row counts do not match the manifest: %s. The live "
+            "database %s was not touched; %s is left for inspection"
+            % (os.path.basename(backup), new_db, restore.describe_problems(done["problems"]), p["database"], new_db),
+            **result,
+        )
+    module.exit_json(changed=True, **result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+"""Swap a restored database in by renaming; the current one is kept under a new name."""
+
+DOCUMENTATION = r"""
+---
+module: pg_swap_database
+short_description: Put a restored database in place of the live one by renaming, keeping the old one
+description:
+  - In ONE transaction on the maintenance database, ends every session on O(database) and
+    O(restored) (C(pg_terminate_backend) with a timeout, so they are gone before the rename),
+    renames O(database) to O(keep_as) and O(restored) to O(database). The swap happens whole
+    or not at all; nothing is dropped.
+  - A client that connects between the terminate and the rename makes the transaction fail
+    whole; the swap is then tried again, up to O(attempts) times.
+  - The outcome is proven by database OID, not assumed. When it is not exactly "restored is
+    now O(database), the old one is O(keep_as)", the old database is given its name back and
+    the module fails loudly.
+  - When O(database) does not exist (it was dropped), O(restored) is simply renamed into place.
+  - Stop the application first; its sessions would otherwise be terminated mid-work.
+version_added: "0.1.0"
+author: datasafe maintainers
+options:
+  container:
+    description: Name of the running PostgreSQL container.
+    type: str
+    required: true
+  user:
+    description: Role that connects over the container's local socket (must own both databases or be superuser).
+    type: str
+    required: true
+  database:
+    description: The live database name the application uses.
+    type: str
+    required: true
+  restored:
+    description: The restored database to put in its place.
+    type: str
+    required: true
+  keep_as:
+    description:
+      - The name the current O(database) keeps. Must not exist.
+      - Defaults to C(<database>_before_restore_<timestamp>).
+    type: str
+  timestamp:
+    description: C(YYYYMMDD_HHMMSS) for the default O(keep_as); defaults to now.
+    type: str
+  maintenance_db:
+    description: Database to connect to while renaming (never one of the two renamed).
+    type: str
+    default: postgres
+  attempts:
+    description: How often to try the swap transaction when a client sneaks in.
+    type: int
+    default: 5
+  terminate_timeout_ms:
+    description: How long C(pg_terminate_backend) waits for each session to end.
+    type: int
+    default: 5000
+attributes:
+  check_mode:
+    support: full
+    description: Reports the renames that would be done; renames nothing.
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Swap the verified restore in; keep the current database under a dated name
+  pg_swap_database:
+    container: lms-postgres
+    user: lms_user
+    database: lms_slncity
+    restored: lms_slncity_restore_20261123_101500
+    timestamp: "20261123_101500"
+"""
+
+RETURN = r"""
+kept_as:
+  description: The name the previous database now has (null when there was none).
+  returned: success
+  type: str
+  sample: lms_slncity_before_restore_20261123_101500
+renames:
+  description: The renames done (or that would be done in check mode), in order.
+  returned: always
+  type: list
+  elements: str
+attempts:
+  description: Transactions tried.
+  returned: success
+  type: int
+databases:
+  description: The databases involved after the swap, with OID, owner, encoding and locale.
+  returned: success
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.datasafe import container, restore
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            container=dict(type="str", required=True),
+            user=dict(type="str", required=True),
+            database=dict(type="str", required=True),
+            restored=dict(type="str", required=True),
+            keep_as=dict(type="str"),
+            timestamp=dict(type="str"),
+            maintenance_db=dict(type="str", default=restore.MAINTENANCE_DB),
+            attempts=dict(type="int", default=5),
+            terminate_timeout_ms=dict(type="int", default=5000),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    try:
+        for name in (p["database"], p["restored"], p["maintenance_db"]):
+            restore.check_db_name(name)
+        keep_as = p["keep_as"] or restore.before_name(p["database"], p["timestamp"] or restore.timestamp())
+        restore.check_db_name(keep_as, "keep_as")
+    except ValueError as exc:
+        module.fail_json(msg="pg_swap_database: %s" % exc, renames=[])
+    names = {p["database"], p["restored"], keep_as}
+    if len(names) != 3 or p["maintenance_db"] in names:
+        module.fail_json(msg="database, restored, keep_as and maintenance_db must be four different names", renames=[])
+    if p["attempts"] < 1:
+        module.fail_json(msg="attempts must be 1 or more", renames=[])
+
+    run = container.module_runner(module)
+    try:
+        present = restore.databases(run, p["container"], p["user"], list(names), p["maintenance_db"])
+    except container.ContainerError as exc:
+        module.fail_json(
+            msg="pg_swap_database: cannot read the databases in %s: %s" % (p["container"], exc), renames=[]
+        )
+    renames = (["%s -> %s" % (p["database"], keep_as)] if p["database"] in present else []) + [
+        "%s -> %s" % (p["restored"], p["database"])
+    ]
+    if module.check_mode:
+        module.exit_json(
+            changed=True, renames=renames, kept_as=keep_as if p["database"] in present else None, databases=present
+        )
+    try:
+        done = restore.swap(
+            run,
+            p["container"],
+            p["user"],
+            p["database"],
+            p["restored"],
+            keep_as,
+            p["maintenance_db"],
+            p["attempts"],
+            p["terminate_timeout_ms"],
+        )
+    except (restore.RestoreError, container.ContainerError) as exc:
+        module.fail_json(msg="SWAP FAILED: %s" % exc, renames=[])
+    module.exit_json(
+        changed=True,
+        renames=renames,
+        kept_as=keep_as if p["database"] in present else None,
+        attempts=done["attempts"],
+        databases=done["after"],
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,593 @@
+"""Restore beside, never over: the engine behind restore.yml and restore_drill.yml.
+
+The protocol's EMERGENCY RECOVERY pipes a dump into the live database. datasafe instead
+creates a NEW database next to the live one (same owner, encoding and locale), restores the
+backup into it in one transaction, counts every table exactly and compares the counts with
+the backup's manifest. Only a restore that matches its manifest is swapped in, by renaming:
+``<db>`` becomes ``<db>_before_restore_<ts>`` and ``<db>_restore_<ts>`` becomes ``<db>``,
+both renames in ONE transaction, so the swap either happens whole or not at all. Nothing is
+ever dropped: the damaged database stays, under its new name, for whoever needs it.
+
+Every function takes a ``run`` callable (see :mod:`container`); streaming a backup file
+into the container uses :func:`stream_file` (the file is never read into memory).
+"""
+
+import datetime
+import os
+import re
+import subprocess
+
+from ansible.module_utils.datasafe import container, counts
+
+MAINTENANCE_DB = "postgres"
+# PostgreSQL truncates identifiers at 63 bytes; a truncated name would collide silently.
+_MAX_IDENT = 63
+_DB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+_TS = re.compile(r"^\d{8}_\d{6}$")
+# Keep this much of a failed command's error output (a failed restore can print a lot).
+_ERR_TAIL = 4000
+
+
+class RestoreError(Exception):
+    """A restore step failed; the message says what happened and what to do."""
+
+
+def timestamp(now=None):
+    """``YYYYMMDD_HHMMSS`` in local time, the same shape as backup names."""
+    return (now or datetime.datetime.now()).strftime("%Y%m%d_%H%M%S")
+
+
+def check_db_name(name, what="database name"):
+    """Return ``name`` when it is a plain PostgreSQL identifier that fits; raise ValueError otherwise."""
+    if not isinstance(name, str) or not _DB_NAME.match(name):
+        raise ValueError("%s %r is not a plain identifier: use letters, digits and underscores" % (what, name))
+    if len(name.encode("utf-8")) > _MAX_IDENT:
+        raise ValueError("%s %r is longer than PostgreSQL's 63-byte limit; use a shorter database name" % (what, name))
+    return name
+
+
+def restored_name(database, ts):
+    """The database a backup is restored into, beside ``database``."""
+    return check_db_name("%s_restore_%s" % (database, _check_ts(ts)), "restore database name")
+
+
+def before_name(database, ts):
+    """The name the current database keeps after the swap."""
+    return check_db_name("%s_before_restore_%s" % (database, _check_ts(ts)), "kept database name")
+
+
+def _check_ts(ts):
+    if not _TS.match(ts or ""):
+        raise ValueError("timestamp %r is not YYYYMMDD_HHMMSS" % (ts,))
+    return ts
+
+
+def qi(name):
+    """Quote a database name (validated first; never a schema-qualified name)."""
+    return '"%s"' % check_db_name(name)
+
+
+def literal(text):
+    return "'%s'" % str(text).replace("'", "''")
+
+
+# --- what is there ---------------------------------------------------------------------------
+
+_INFO_SQL = (
+    "SELECT d.oid, d.datname, pg_catalog.pg_get_userbyid(d.datdba), pg_catalog.pg_encoding_to_char(d.encoding), "
+    "d.datcollate, d.datctype FROM pg_catalog.pg_database d WHERE d.datname IN (%s) ORDER BY d.datname"
+)
+
+
+def databases(run, cont, user, names, maintenance_db=MAINTENANCE_DB):
+    """``{name: {oid, owner, encoding, collate, ctype}}`` for those of ``names`` that exist."""
+    sql = _INFO_SQL % ", ".join(literal(check_db_name(n)) for n in names)
+    rows = container.query(run, cont, maintenance_db, user, sql, stage="read pg_database")
+    return {
+        r[1]: {"oid": int(r[0]), "name": r[1], "owner": r[2], "encoding": r[3], "collate": r[4], "ctype": r[5]}
+        for r in rows
+    }
+
+
+def server_ready(run, cont, user, maintenance_db=MAINTENANCE_DB):
+    """True when the server in ``cont`` accepts connections (pg_isready over the local socket)."""
+    rc, _, _ = run(container.docker_exec(cont, ["pg_isready", "-q", "-U", user, "-d", maintenance_db]))
+    return rc == 0
+
+
+# --- restore beside ----------------------------------------------------------------------------
+
+
+def create_database_sql(name, owner, like=None):
+    """CREATE DATABASE owned by ``owner``, with the encoding and locale of ``like`` (an info dict)."""
+    sql = "CREATE DATABASE %s OWNER %s TEMPLATE template0" % (qi(name), container.quote_ident(owner))
+    if like:
+        sql += " ENCODING %s LC_COLLATE %s LC_CTYPE %s" % (
+            literal(like["encoding"]),
+            literal(like["collate"]),
+            literal(like["ctype"]),
+        )
+    return sql + ";\n"
+
+
+# The pipeline runs inside the container (client and server versions match, and only the
+# compressed bytes cross docker exec). pipefail: a truncated gzip stream fails the restore
+# even though psql would happily commit what it read. User and database are positional
+# parameters, never interpolated into the script.
+_DECOMPRESS = {"gzip": "gzip -dc | ", "zstd": "zstd -dc | ", "none": ""}
+_PSQL = 'psql -X -q -v ON_ERROR_STOP=1 --single-transaction -U "$1" -d "$2" >/dev/null'
+
+
+def restore_argv(cont, user, database, fmt, compression, jobs=1, container_path=None):
+    """argv that restores a backup (fed on stdin, or at ``container_path`` for parallel pg_restore)."""
+    if fmt == "plain":
+        if compression not in _DECOMPRESS:
+            raise ValueError("compression %r is not one of %s" % (compression, ", ".join(sorted(_DECOMPRESS))))
+        script = _DECOMPRESS[compression] + _PSQL
+        return container.docker_exec(
+            cont,
+            [
+                "bash",
+                "-o",
+                "errexit",
+                "-o",
+                "nounset",
+                "-o",
+                "pipefail",
+                "-c",
+                script,
+                "datasafe-restore",
+                user,
+                database,
+            ],
+            interactive=True,
+        )
+    if fmt == "custom":
+        base = ["pg_restore", "--exit-on-error", "--no-password", "-U", user, "-d", database]
+        if jobs > 1:
+            if not container_path:
+                raise ValueError("parallel pg_restore needs the backup copied into the container")
+            return container.docker_exec(cont, base + ["--jobs", str(jobs), container_path])
+        return container.docker_exec(cont, base + ["--single-transaction"], interactive=True)
+    raise ValueError("format %r is not plain or custom" % (fmt,))
+
+
+def stream_file(argv, path, popen=subprocess.Popen):
+    """Run ``argv`` with the file at ``path`` on stdin; return (rc, stderr tail)."""
+    with open(path, "rb") as src:
+        proc = popen(argv, stdin=src, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _, err = proc.communicate()
+    return proc.returncode, err.decode("utf-8", "replace")[-_ERR_TAIL:]
+
+
+def restore_file(run, cont, user, database, path, fmt, compression, jobs=1, stream=stream_file):
+    """Restore the backup at ``path`` into the (existing, empty) ``database``; raise RestoreError on failure."""
+    if fmt == "custom" and jobs > 1:
+        inside = "/tmp/datasafe-restore-%s.dump" % database
+        rc, _, err = run(["docker", "cp", path, "%s:%s" % (cont, inside)])
+        if rc != 0:
+            raise RestoreError("could not copy %s into %s (exit %s): %s" % (path, cont, rc, (err or "").strip()))
+        try:
+            rc, _, err = run(restore_argv(cont, user, database, fmt, compression, jobs, inside))
+        finally:
+            run(container.docker_exec(cont, ["rm", "-f", inside]))
+    else:
+        rc, err = stream(restore_argv(cont, user, database, fmt, compression, jobs), path)
+    if rc != 0:
+        raise RestoreError(
+            "restoring %s into database %s failed (exit %s): %s"
+            % (os.path.basename(path), database, rc, (err or "").strip()[-_ERR_TAIL:])
+        )
+
+
+def count_problems(expected, actual):
+    """Differences between the manifest's counts and the restored database's, one per table."""
+    problems = counts.compare(expected, actual, "equal")
+    for table in sorted(set(actual) - set(expected)):
+        problems.append(
+            {"table": table, "before": None, "after": actual[table], "problem": "the manifest has no count for it"}
+        )
+    return problems
+
+
+def describe_problems(problems):
+    return "; ".join(
+        "%s: manifest %s, restored %s (%s)"
+        % (
+            p["table"],
+            "none" if p["before"] is None else p["before"],
+            "missing" if p["after"] is None else p["after"],
+            p["problem"],
+        )
+        for p in problems
+    )
+
+
+def restore_beside(
+    run,
+    cont,
+    user,
+    target,
+    new_db,
+    entry,
+    tables,
+    maintenance_db=MAINTENANCE_DB,
+    jobs=1,
+    analyze=True,
+    stream=stream_file,
+):
+    """Create ``new_db`` beside ``target``, restore the backup ``entry`` into it and compare counts.
+
+    ``entry`` is a loaded manifest (``path``, ``format``, ``compression``, ``counts``). Returns
+    ``{"created", "counts", "problems", "like"}``; never drops or alters ``target``. A failed restore
+    leaves ``new_db`` behind (named in the error) rather than dropping anything.
+    """
+    existing = databases(run, cont, user, [target, new_db], maintenance_db)
+    if new_db in existing:
+        raise RestoreError(
+            "database %s already exists: restore never writes into an existing database; pick another name" % new_db
+        )
+    like = existing.get(target)
+    container.query(
+        run, cont, maintenance_db, user, create_database_sql(new_db, user, like), stage="create database %s" % new_db
+    )
+    restore_file(
+        run,
+        cont,
+        user,
+        new_db,
+        entry["path"],
+        entry.get("format", "plain"),
+        entry.get("compression", "gzip"),
+        jobs=jobs,
+        stream=stream,
+    )
+    if analyze:
+        container.query(run, cont, new_db, user, "ANALYZE;\n", stage="analyze %s" % new_db)
+    restored = container.count_rows(run, cont, new_db, user, tables)
+    expected = {t: int(n) for t, n in (entry.get("counts") or {}).items()}
+    return {"created": new_db, "like": like, "counts": restored, "problems": count_problems(expected, restored)}
+
+
+# --- swap by rename ----------------------------------------------------------------------------
+
+
+def swap_sql(target, restored, keep_as, target_exists=True, terminate_timeout_ms=5000):
+    """One transaction: end every session on both databases, then rename both. All or nothing."""
+    names = [target, restored] if target_exists else [restored]
+    sql = [
+        "BEGIN;",
+        "SELECT count(pg_catalog.pg_terminate_backend(pid, %d)) FROM pg_catalog.pg_stat_activity "
+        "WHERE datname IN (%s) AND pid <> pg_catalog.pg_backend_pid();"
+        % (int(terminate_timeout_ms), ", ".join(literal(n) for n in names)),
+    ]
+    if target_exists:
+        sql.append("ALTER DATABASE %s RENAME TO %s;" % (qi(target), qi(keep_as)))
+    sql.append("ALTER DATABASE %s RENAME TO %s;" % (qi(restored), qi(target)))
+    sql.append("COMMIT;")
+    return "\n".join(sql) + "\n"
+
+
+def swap(
+    run, cont, user, target, restored, keep_as, maintenance_db=MAINTENANCE_DB, attempts=5, terminate_timeout_ms=5000
+):
+    """Put ``restored`` in place of ``target``; the current ``target`` is kept as ``keep_as``.
+
+    Identity is tracked by OID, so the outcome is proven, not assumed. When the result is not
+    exactly "restored is target, old target is keep_as", the old database gets its name back
+    and RestoreError is raised. Returns ``{"before": {...}, "after": {...}, "attempts": n}``.
+    """
+    before = databases(run, cont, user, [target, restored, keep_as], maintenance_db)
+    if restored not in before:
+        raise RestoreError("database %s does not exist: there is nothing to swap in" % restored)
+    if keep_as in before:
+        raise RestoreError("database %s already exists: the current database cannot be kept under that name" % keep_as)
+    old = before.get(target)
+    new_oid = before[restored]["oid"]
+    errors = []
+    for _attempt in range(attempts):
+        try:
+            container.query(
+                run,
+                cont,
+                maintenance_db,
+                user,
+                swap_sql(target, restored, keep_as, old is not None, terminate_timeout_ms),
+                stage="swap databases",
+            )
+            break
+        except container.ContainerError as exc:
+            # A client that connected between terminate and rename makes the transaction fail
+            # whole; nothing was renamed, so trying again is safe.
+            errors.append(str(exc))
+    after = databases(run, cont, user, [target, restored, keep_as], maintenance_db)
+    in_place = after.get(target, {}).get("oid") == new_oid
+    kept = old is None or after.get(keep_as, {}).get("oid") == old["oid"]
+    if in_place and kept:
+        return {"before": before, "after": after, "attempts": len(errors) + 1, "errors": errors}
+    put_back = _put_back(run, cont, user, maintenance_db, target, restored, keep_as, old, new_oid, after)
+    raise RestoreError(
+        "swapping %s into %s failed after %d attempt(s): %s; %s"
+        % (restored, target, len(errors), " | ".join(errors[-2:]) or "the names did not end up as expected", put_back)
+    )
+
+
+def _put_back(run, cont, user, maintenance_db, target, restored, keep_as, old, new_oid, after):
+    """Give every database its pre-swap name again; return what was done, in words."""
+    by_oid = {info["oid"]: name for name, info in after.items()}
+    steps = []
+    try:
+        if new_oid in by_oid and by_oid[new_oid] != restored:
+            container.query(
+                run,
+                cont,
+                maintenance_db,
+                user,
+                "ALTER DATABASE %s RENAME TO %s;\n" % (qi(by_oid[new_oid]), qi(restored)),
+                stage="put back %s" % restored,
+            )
+            steps.append("%s renamed back to %s" % (by_oid[new_oid], restored))
+        if old and old["oid"] in by_oid and by_oid[old["oid"]] != target:
+            container.query(
+                run,
+                cont,
+                maintenance_db,
+                user,
+                "ALTER DATABASE %s RENAME TO %s;\n" % (qi(by_oid[old["oid"]]), qi(target)),
+                stage="put back %s" % target,
+            )
+            steps.append("%s renamed back to %s" % (by_oid[old["oid"]], target))
+    except container.ContainerError as exc:
+        return (
+            "PUTTING THE OLD NAME BACK FAILED (%s): the current data is in database oid %s; rename it to %s "
+            "by hand" % (exc, old["oid"] if old else "?", target)
+        )
+    return "; ".join(steps) or "the current database still has its name %s" % target
+
+
+# --- metrics -----------------------------------------------------------------------------------
+
+
+def write_textfile(path, metrics, help_texts):
+    """Write a Prometheus textfile atomically: ``metrics`` is ``[(name, labels dict, value)]``."""
+    lines, seen = [], set()
+    for name, labels, value in metrics:
+        if name not in seen:
+            seen.add(name)
+            lines.append("# HELP %s %s" % (name, help_texts.get(name, name)))
+            lines.append("# TYPE %s gauge" % name)
+        label_text = ",".join(
+            '%s="%s"' % (k, str(v).replace("\\", "\\\\").replace('"', '\\"')) for k, v in sorted(labels.items())
+        )
+        lines.append("%s%s %s" % (name, "{%s}" % label_text if label_text else "", value))
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = "%s.tmp.%d" % (path, os.getpid())
+    with open(tmp, "w") as out:
+        out.write("\n".join(lines) + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    return path
+
+
+# --- choosing a backup -------------------------------------------------------------------------
+
+
+def human_size(size):
+    value = float(size or 0)
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024:
+            return "%.0f %s" % (value, unit) if unit == "B" else "%.1f %s" % (value, unit)
+        value /= 1024
+    return "%.1f GiB" % value
+
+
+def human_age(seconds):
+    if seconds is None:
+        return "unknown"
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    return ("%dd %dh" % (days, hours)) if days else ("%dh %02dm" % (hours, rest // 60))
+
+
+def age_seconds(end, now):
+    """Seconds since ``end`` (a datetime or ISO 8601 text with timezone), or None when unknown."""
+    try:
+        if not isinstance(end, datetime.datetime):
+            end = datetime.datetime.fromisoformat(end)
+        return max(0.0, (now - end).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
+_LISTED = (
+    "database",
+    "kind",
+    "label",
+    "format",
+    "compression",
+    "sha256",
+    "start",
+    "server_version",
+    "app_revision",
+    "counts",
+    "verified_at",
+)
+
+
+def describe_backup(entry, database, now, verify_file):
+    """A backup as listed and chosen: manifest fields plus ``verified`` (true only when it checks out NOW).
+
+    ``entry`` is one of manifest.list_backups(); ``verify_file`` is manifest.verify_file (size and
+    sha256 re-read). ``problems`` says why the backup is not a good backup of ``database``.
+    """
+    data = entry.get("manifest") or {}
+    problems = list(verify_file(entry))
+    if not problems and data.get("database") != database:
+        problems.append("a backup of database %r, not %r" % (data.get("database"), database))
+    if not problems and (not isinstance(data.get("counts"), dict) or not data["counts"]):
+        problems.append("its manifest holds no row counts to verify a restore against")
+    end = entry.get("end")
+    age = age_seconds(end, now)
+    row = {k: data.get(k) for k in _LISTED}
+    size = entry.get("size") if entry.get("size") is not None else data.get("size")
+    row.update(
+        file=entry.get("file"),
+        path=entry.get("path"),
+        manifest_path=entry.get("manifest_path"),
+        end=end.isoformat() if isinstance(end, datetime.datetime) else end,
+        size=size,
+        size_human=human_size(size),
+        age_seconds=age,
+        age_human=human_age(age),
+        verified=not problems,
+        problems=problems,
+    )
+    row["format"] = row["format"] or "plain"
+    row["compression"] = row["compression"] or "gzip"
+    return row
+
+
+def backup_line(row):
+    status = "verified" if row["verified"] else "NOT VERIFIED: " + "; ".join(row["problems"])
+    return "%-44s age %-8s %10s  %-10s %s" % (
+        row["file"],
+        row["age_human"],
+        row["size_human"],
+        row["kind"] or "?",
+        status,
+    )
+
+
+def choose_backup(entries, database, backup_dir, backup, now, verify_file):
+    """(selected row or None, rows checked, skipped reasons): ``backup`` or the newest that verifies now.
+
+    ``entries`` is manifest.list_backups() (newest first). Newer backups that fail are skipped,
+    each with its reason, so the operator sees why an older backup was chosen.
+    """
+    if backup:
+        wanted = os.path.abspath(os.path.expanduser(backup) if os.sep in backup else os.path.join(backup_dir, backup))
+        entries = [e for e in entries if os.path.abspath(e.get("path") or "") == wanted]
+        if not entries:
+            raise RestoreError(
+                "backup %s is not in %s (or has no manifest): list the backups with "
+                "datasafe_restore_mode=list" % (backup, backup_dir)
+            )
+    rows, skipped = [], []
+    for entry in entries:
+        row = describe_backup(entry, database, now, verify_file)
+        rows.append(row)
+        if row["verified"]:
+            return row, rows, skipped
+        skipped.append("%s: %s" % (row["file"], "; ".join(row["problems"])))
+    return None, rows, skipped
+
+
+# --- restore drill: a throwaway server, removed afterwards ------------------------------------
+
+DRILL_LABEL = "io.datasafe.restore-drill"
+
+
+def drill_name(drill_id):
+    return "datasafe-drill-%s" % drill_id
+
+
+def drill_start_argv(image, drill_id, port, user, maintenance_db=MAINTENANCE_DB):
+    """``docker run`` of a throwaway server: host network, loopback only, its own labelled volume.
+
+    The password is passed by name (``-e POSTGRES_PASSWORD``): docker reads it from the
+    environment, so it never appears in argv. fsync is off: the drill's data is thrown away.
+    """
+    name = drill_name(drill_id)
+    return [
+        "docker",
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--label",
+        "%s=%s" % (DRILL_LABEL, drill_id),
+        "--network",
+        "host",
+        "-e",
+        "POSTGRES_USER=%s" % user,
+        "-e",
+        "POSTGRES_PASSWORD",
+        "-e",
+        "POSTGRES_DB=%s" % maintenance_db,
+        "-e",
+        "PGPORT=%d" % int(port),
+        "-v",
+        "%s:/var/lib/postgresql/data" % name,
+        image,
+        "postgres",
+        "-c",
+        "listen_addresses=127.0.0.1",
+        "-c",
+        "fsync=off",
+        "-c",
+        "synchronous_commit=off",
+        "-c",
+        "full_page_writes=off",
+    ]
+
+
+def start_drill_server(run, image, drill_id, port, user, maintenance_db=MAINTENANCE_DB):
+    name = drill_name(drill_id)
+    for argv, what in (
+        (["docker", "volume", "create", "--label", "%s=%s" % (DRILL_LABEL, drill_id), name], "create the drill volume"),
+        (drill_start_argv(image, drill_id, port, user, maintenance_db), "start the drill server"),
+    ):
+        rc, _, err = run(argv)
+        if rc != 0:
+            raise RestoreError("could not %s %s (exit %s): %s" % (what, name, rc, (err or "").strip()))
+    return name
+
+
+def wait_ready(run, name, user, port, timeout, maintenance_db=MAINTENANCE_DB, sleep=None, clock=None):
+    """Poll pg_isready over TCP (the entrypoint's init server listens on the socket only) until ``timeout``."""
+    import time
+
+    sleep, clock = sleep or time.sleep, clock or time.monotonic
+    deadline = clock() + timeout
+    while True:
+        rc, _, _ = run(
+            container.docker_exec(
+                name, ["pg_isready", "-q", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-d", maintenance_db]
+            )
+        )
+        if rc == 0:
+            return
+        state_rc, state, _ = run(["docker", "inspect", "--format", "{{.State.Running}}", name])
+        if state_rc != 0 or state.strip() != "true":
+            _, out, err = run(["docker", "logs", "--tail", "20", name])
+            raise RestoreError("the drill server %s stopped while starting: %s" % (name, (out + err).strip()[-1500:]))
+        if clock() >= deadline:
+            raise RestoreError("the drill server %s did not accept connections within %ss" % (name, timeout))
+        sleep(0.5)
+
+
+def remove_drill(run, drill_id):
+    """Remove the drill's container and volume, found by their label only; return what was removed."""
+    label = "label=%s=%s" % (DRILL_LABEL, drill_id)
+    removed = []
+    for kind, rm in (("container", ["docker", "rm", "-f", "-v"]), ("volume", ["docker", "volume", "rm"])):
+        listing = (
+            ["docker", "ps", "-aq", "--filter", label]
+            if kind == "container"
+            else ["docker", "volume", "ls", "-q", "--filter", label]
+        )
+        rc, out, err = run(listing)
+        if rc != 0:
+            raise RestoreError("could not list the drill's %ss: %s" % (kind, (err or "").strip()))
+        ids = out.split()
+        if ids:
+            rc, _, err = run(rm + ids)
+            if rc != 0:
+                raise RestoreError(
+                    "could not remove the drill's %s(s) %s: %s" % (kind, " ".join(ids), (err or "").strip())
+                )
+            removed += ["%s %s" % (kind, i) for i in ids]
+    return removed
