@@ -123,6 +123,7 @@ from ansible.module_utils.datasafe import changelog, container, manifest, restor
 HELP = {
     "datasafe_restore_drill_success": "1 when the last restore drill restored a backup whose counts match its manifest",
     "datasafe_restore_drill_last_run_timestamp_seconds": "When the last restore drill ran (unix time)",
+    "datasafe_restore_drill_last_success_timestamp_seconds": "When a restore drill last passed (unix time)",
     "datasafe_restore_drill_duration_seconds": "How long the last restore drill took",
     "datasafe_restore_drill_backup_age_seconds": "Age of the backup the last drill restored",
     "datasafe_restore_drill_rows_restored": "Rows counted in the critical tables after the last drill's restore",
@@ -238,17 +239,30 @@ def record(p, result, module):
     """Change log and metrics, on success and failure alike."""
     backup = result["backup"] or {}
     labels = {"database": p["database"]}
+    now = int(time.time())
+    path = os.path.expanduser(p["metrics_file"]) if p["metrics_file"] else None
+    # The last success survives failed runs: "no passing drill for 8 days" is the alert that matters.
+    previous = (
+        restore.read_textfile(path).get(
+            ("datasafe_restore_drill_last_success_timestamp_seconds", restore.label_text(labels))
+        )
+        if path
+        else None
+    )
+    last_success = now if result["ok"] else previous
     metrics = [
         ("datasafe_restore_drill_success", labels, 1 if result["ok"] else 0),
-        ("datasafe_restore_drill_last_run_timestamp_seconds", labels, int(time.time())),
+        ("datasafe_restore_drill_last_run_timestamp_seconds", labels, now),
         ("datasafe_restore_drill_duration_seconds", labels, result["duration_seconds"]),
         ("datasafe_restore_drill_backup_age_seconds", labels, int(backup.get("age_seconds") or 0)),
         ("datasafe_restore_drill_rows_restored", labels, sum((result.get("counts") or {}).values())),
         ("datasafe_restore_drill_count_mismatches", labels, len(result["problems"])),
     ]
+    if last_success is not None:
+        metrics.insert(2, ("datasafe_restore_drill_last_success_timestamp_seconds", labels, last_success))
     try:
-        if p["metrics_file"]:
-            result["metrics_file"] = restore.write_textfile(os.path.expanduser(p["metrics_file"]), metrics, HELP)
+        if path:
+            result["metrics_file"] = restore.write_textfile(path, metrics, HELP)
         if p["change_log"]:
             path = os.path.expanduser(p["change_log"])
             message = (
