@@ -450,6 +450,7 @@ def main():
         msg=summary,
     )
     if shrink and p["fail_on_shrink"]:
+        del result["msg"]
         module.fail_json(
             msg="pg_backup: the new backup %s is verified and kept, but flagged: %s"
             % (data["file"], "; ".join(shrink)),

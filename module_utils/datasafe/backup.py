@@ -154,6 +154,17 @@ class SnapshotSession:
             raise BackupError("open snapshot", "unexpected answer from psql: %r" % lines)
         return tuple(lines[0].split("|"))
 
+    def missing_tables(self, tables):
+        """The tables of ``tables`` that do not exist (checked before pg_dump starts)."""
+        if not tables:
+            return []
+        quoted = ", ".join("'%s'" % container.quote_ident(t).replace("'", "''") for t in tables)
+        self._send(
+            "SELECT t FROM unnest(ARRAY[%s]::text[]) AS t WHERE to_regclass(t) IS NULL;\n"
+            "\\echo __datasafe_tables__\n" % quoted
+        )
+        return self._read_until("__datasafe_tables__", "check tables")
+
     def count(self, tables):
         """Exact counts of ``tables`` inside the held transaction (so in the dump's snapshot)."""
         selects = ["SELECT '%s', count(*) FROM %s" % (t.replace("'", "''"), container.quote_ident(t)) for t in tables]
@@ -430,6 +441,12 @@ def run_backup(spec):
     fd = None
     try:
         snapshot, server_version, server_version_num = session.open()
+        missing = session.missing_tables(spec["tables"])
+        if missing:
+            raise BackupError(
+                "check tables",
+                "no such table in %s: %s (fix datasafe_critical_tables)" % (spec["database"], ", ".join(missing)),
+            )
         argvs = [
             pg_dump_argv(
                 spec["container"],

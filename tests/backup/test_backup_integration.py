@@ -1,0 +1,266 @@
+"""pg_backup and backup_retention against a real throwaway PostgreSQL (scale 1), run as real processes.
+
+Every failure test hashes the backup directory before and after: no earlier backup is touched,
+and no file that looks like a good backup appears.
+"""
+
+import fcntl
+import gzip
+import os
+import subprocess
+import uuid
+
+import pytest
+from ansible.module_utils.datasafe import container, manifest
+from backup_helpers import REPO, good_backups, run_module, tree_hashes
+from conftest import CRITICAL_TABLES
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def bdir(tmp_path):
+    d = tmp_path / "backups"
+    return str(d)
+
+
+def args_for(pg, backup_dir, **extra):
+    args = dict(
+        container=pg.container,
+        database=pg.db,
+        user=pg.user,
+        backup_dir=backup_dir,
+        tables=CRITICAL_TABLES,
+        app_dir=REPO,
+    )
+    args.update(extra)
+    return args
+
+
+def restore_counts(pg, path, fmt="plain", compression="gzip"):
+    """Restore ``path`` into a new database beside the original and count its critical tables."""
+    target = "restore_%s" % uuid.uuid4().hex[:8]
+    subprocess.run(["docker", "exec", pg.container, "createdb", "-U", pg.user, target], check=True)
+    if fmt == "custom":
+        argv = container.docker_exec(
+            pg.container, ["pg_restore", "-U", pg.user, "-d", target, "--exit-on-error"], interactive=True
+        )
+        with open(path, "rb") as handle:
+            subprocess.run(argv, stdin=handle, check=True, capture_output=True)
+    else:
+        if compression == "gzip":
+            with gzip.open(path, "rb") as handle:
+                sql = handle.read()
+        elif compression == "zstd":
+            sql = subprocess.run(["zstd", "-dc", path], check=True, capture_output=True).stdout
+        else:
+            with open(path, "rb") as handle:
+                sql = handle.read()
+        subprocess.run(container.psql_argv(pg.container, target, pg.user), input=sql, check=True, capture_output=True)
+    return container.count_rows(pg.run, pg.container, target, pg.user, CRITICAL_TABLES)
+
+
+def test_backup_restores_into_a_fresh_database_with_identical_counts(throwaway_pg, tmp_path, bdir):
+    pg = throwaway_pg
+    rc, result = run_module(tmp_path, "pg_backup", args_for(pg, bdir, label="roundtrip"))
+    assert rc == 0, result
+    m = manifest.load(result["manifest_path"])
+    assert m["counts"] == pg.counts() == result["counts"]
+    assert m["verified"] is True and m["kind"] == "manual" and m["label"] == "roundtrip"
+    assert m["file"] == os.path.basename(result["path"]) and m["file"].startswith("lms_backup_")
+    assert m["file"].endswith(".sql.gz") and m["format"] == "plain" and m["compression"] == "gzip"
+    assert m["server_version"].startswith("15.") and m["database"] == pg.db and m["container"] == pg.container
+    assert len(m["app_revision"]) == 40
+    assert m["sha256"] == manifest.sha256_file(result["path"]) and m["size"] == os.path.getsize(result["path"])
+    assert any("trailer" in c for c in m["checks"]) and any("decompression" in c for c in m["checks"])
+    for key in ("start", "end", "verified_at"):
+        assert manifest.parse_time(m[key]).tzinfo is not None
+    assert oct(os.stat(bdir).st_mode & 0o777) == "0o700"
+    for name in (m["file"], m["file"] + ".json"):
+        assert oct(os.stat(os.path.join(bdir, name)).st_mode & 0o777) == "0o600"
+    assert restore_counts(pg, result["path"]) == m["counts"]
+    assert pg.counts() == m["counts"]  # the original is untouched
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"compression": "zstd"},
+        {"format": "custom"},
+        {"compress_on": "host"},
+    ],
+)
+def test_other_formats_restore_with_identical_counts(throwaway_pg, tmp_path, bdir, extra):
+    pg = throwaway_pg
+    rc, result = run_module(tmp_path, "pg_backup", args_for(pg, bdir, kind="pre-change", **extra))
+    assert rc == 0, result
+    assert result["file"].startswith("BEFORE_UPDATE_")
+    m = result["manifest"]
+    assert restore_counts(pg, result["path"], m["format"], m["compression"]) == m["counts"] == pg.counts()
+
+
+def test_check_mode_writes_nothing(throwaway_pg, tmp_path, bdir):
+    rc, result = run_module(tmp_path, "pg_backup", args_for(throwaway_pg, bdir), check_mode=True)
+    assert rc == 0 and result["changed"] is True and result["path"].startswith(bdir)
+    assert not os.path.exists(bdir)
+
+
+@pytest.mark.parametrize(
+    "bad, stage",
+    [
+        ({"user": "no_such_user"}, "open snapshot"),
+        ({"database": "no_such_db"}, "open snapshot"),
+        ({"tables": ["users", "no_such_table"]}, "check tables"),
+        ({"tables": ["users; DROP TABLE users"]}, "options"),
+        ({"format": "custom", "compression": "zstd"}, "options"),
+    ],
+)
+def test_bad_input_fails_naming_the_stage_and_touches_nothing(throwaway_pg, tmp_path, bdir, bad, stage):
+    pg = throwaway_pg
+    rc, first = run_module(tmp_path, "pg_backup", args_for(pg, bdir))
+    assert rc == 0
+    before = tree_hashes(bdir)
+    rc, result = run_module(tmp_path, "pg_backup", args_for(pg, bdir, **bad))
+    assert rc != 0 and result["failed"] and result["stage"] == stage, result
+    assert tree_hashes(bdir) == before
+    assert [e["file"] for e in good_backups(bdir)] == [first["file"]]
+    assert pg.counts()["users"] == 10
+
+
+def test_a_second_concurrent_run_is_refused_by_the_lock(throwaway_pg, tmp_path, bdir):
+    os.makedirs(bdir, mode=0o700)
+    fd = os.open(os.path.join(bdir, ".datasafe-backup.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # what a running backup holds
+        rc, result = run_module(tmp_path, "pg_backup", args_for(throwaway_pg, bdir))
+    finally:
+        os.close(fd)
+    assert rc != 0 and result["stage"] == "lock" and "another backup is running" in result["msg"]
+    assert tree_hashes(bdir) == {}
+
+
+def test_a_stale_lock_from_a_dead_process_does_not_block(throwaway_pg, tmp_path, bdir):
+    os.makedirs(bdir, mode=0o700)
+    with open(os.path.join(bdir, ".datasafe-backup.lock"), "w") as handle:
+        handle.write("pid 999999 since 2026-01-01T02:00:00+00:00\n")
+    rc, result = run_module(tmp_path, "pg_backup", args_for(throwaway_pg, bdir, kind="scheduled"))
+    assert rc == 0, result
+    assert [e["file"] for e in good_backups(bdir)] == [result["file"]]
+
+
+def test_a_crash_between_write_and_rename_leaves_no_good_looking_file(throwaway_pg, tmp_path, bdir):
+    pg = throwaway_pg
+    rc, first = run_module(tmp_path, "pg_backup", args_for(pg, bdir))
+    assert rc == 0
+    before = tree_hashes(bdir)
+    env = dict(os.environ, DATASAFE_BACKUP_TEST_CRASH_BEFORE_RENAME="1")
+    rc, _ = run_module(tmp_path, "pg_backup", args_for(pg, bdir), env=env)
+    assert rc == -9  # killed, as by a power cut or the OOM killer
+    left = set(tree_hashes(bdir)) - set(before)
+    assert len(left) == 1 and next(iter(left)).startswith(".") and next(iter(left)).endswith(".partial")
+    assert [e["file"] for e in manifest.list_backups(bdir)] == [first["file"]]
+    assert {k: v for k, v in tree_hashes(bdir).items() if k in before} == before
+    # the next run, holding the lock, removes the dead run's temporary file
+    rc, result = run_module(tmp_path, "pg_backup", args_for(pg, bdir))
+    assert rc == 0 and result["removed_partials"] == sorted(left)
+    assert not any(n.endswith(".partial") for n in os.listdir(bdir))
+
+
+def test_a_full_disk_fails_at_write_and_leaves_nothing(throwaway_pg, tmp_path):
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", str(mnt)], check=True)
+    try:
+        rc, result = run_module(tmp_path, "pg_backup", args_for(throwaway_pg, str(mnt)))
+        assert rc != 0 and result["stage"] in ("write", "fsync"), result
+        assert "full" in result["msg"] or "No space" in result["msg"]
+        assert tree_hashes(str(mnt)) == {}
+        assert manifest.list_backups(str(mnt)) == []
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_a_flipped_byte_in_a_stored_backup_is_caught(throwaway_pg, tmp_path, bdir):
+    pg = throwaway_pg
+    rc, first = run_module(tmp_path, "pg_backup", args_for(pg, bdir))
+    rc2, second = run_module(tmp_path, "pg_backup", args_for(pg, bdir))
+    assert rc == rc2 == 0
+    with open(second["path"], "r+b") as handle:
+        handle.seek(second["size"] // 2)
+        byte = handle.read(1)
+        handle.seek(second["size"] // 2)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    entry = [e for e in manifest.list_backups(bdir) if e["file"] == second["file"]][0]
+    assert any("sha256" in p for p in manifest.verify_file(entry))
+    assert manifest.newest_verified(bdir)["file"] == first["file"]
+    # and retention will not prune after it: the "new backup" is not good
+    rc, result = run_module(tmp_path, "backup_retention", {"backup_dir": bdir, "new_backup": second["path"]})
+    assert rc != 0 and "not a good backup" in result["msg"]
+
+
+def test_a_backup_far_smaller_than_the_previous_one_is_flagged(throwaway_pg, tmp_path, bdir):
+    pg = throwaway_pg
+    pg.psql("CREATE DATABASE shrinking TEMPLATE %s" % pg.db)
+    rc, first = run_module(tmp_path, "pg_backup", args_for(pg, bdir, database="shrinking"))
+    assert rc == 0 and first["shrink"] == []
+    subprocess.run(
+        container.psql_argv(pg.container, "shrinking", pg.user),
+        input="DELETE FROM invoices WHERE id % 2 = 0;",
+        text=True,
+        check=True,
+        capture_output=True,
+    )
+    rc, flagged = run_module(tmp_path, "pg_backup", args_for(pg, bdir, database="shrinking"))
+    assert rc == 0 and flagged["previous"] == first["file"]
+    assert any("invoices has 3000 rows, 3000 fewer" in s for s in flagged["shrink"])
+    assert flagged["manifest"]["flagged"] is True
+    assert "is flagged" in str(flagged.get("warnings"))
+    # compared with the newest good backup (the flagged one), an unchanged database is not flagged again ...
+    rc, same = run_module(tmp_path, "pg_backup", args_for(pg, bdir, database="shrinking", fail_on_shrink=True))
+    assert rc == 0 and same["shrink"] == [] and same["previous"] == flagged["file"]
+    # ... a further loss is, and fail_on_shrink fails the task
+    subprocess.run(
+        container.psql_argv(pg.container, "shrinking", pg.user),
+        input="DELETE FROM invoices WHERE id < 100;",
+        text=True,
+        check=True,
+        capture_output=True,
+    )
+    rc, failing = run_module(tmp_path, "pg_backup", args_for(pg, bdir, database="shrinking", fail_on_shrink=True))
+    assert rc != 0 and failing.get("stage") == "shrink", failing
+    assert os.path.exists(failing["path"])  # a faithful, verified copy is never thrown away
+    assert pg.counts()["invoices"] == 6000  # the real database was never touched
+
+
+def test_retention_prunes_by_policy_only_after_a_verified_backup(throwaway_pg, tmp_path, bdir):
+    import datetime
+
+    from backup_helpers import fake_backup
+
+    os.makedirs(bdir, mode=0o700)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    old = [
+        fake_backup(bdir, "lms_backup_old%02d.sql.gz" % age, now - datetime.timedelta(days=age)) for age in range(8, 15)
+    ]
+    recent = [
+        fake_backup(bdir, "lms_backup_new%02d.sql.gz" % age, now - datetime.timedelta(days=age, hours=-1))
+        for age in range(1, 7)
+    ]
+    # no fresh verified backup yet: refuses and removes nothing
+    before = tree_hashes(bdir)
+    rc, refused = run_module(tmp_path, "backup_retention", {"backup_dir": bdir, "require_verified_within": 3600})
+    assert rc != 0 and "nothing pruned" in refused["msg"] and tree_hashes(bdir) == before
+    rc, made = run_module(tmp_path, "pg_backup", args_for(throwaway_pg, bdir, kind="scheduled"))
+    assert rc == 0
+    policy = {"backup_dir": bdir, "new_backup": made["path"], "days": 7, "min_keep": 3}
+    rc, dry = run_module(tmp_path, "backup_retention", policy, check_mode=True)
+    assert rc == 0 and dry["changed"] is True
+    assert sorted(r["file"] for r in dry["remove"]) == sorted(os.path.basename(p) for p in old)
+    assert set(tree_hashes(bdir)) >= set(before)  # check mode removed nothing
+    rc, real = run_module(tmp_path, "backup_retention", policy)
+    assert rc == 0 and real["remove"] == dry["remove"]
+    assert sorted(e["file"] for e in good_backups(bdir)) == sorted(
+        [made["file"]] + [os.path.basename(p) for p in recent]
+    )
+    rc, again = run_module(tmp_path, "backup_retention", policy)
+    assert rc == 0 and again["changed"] is False and again["remove"] == []

@@ -1,0 +1,214 @@
+"""Pure-Python tests of the backup engine: names, options, manifests, retention, metrics, shrink flags."""
+
+import datetime
+import os
+
+import pytest
+from ansible.module_utils.datasafe import backup, manifest, metrics, retention
+from backup_helpers import fake_backup, utc
+
+
+def test_names_follow_the_protocol():
+    when = datetime.datetime(2026, 11, 23, 2, 0, 0)
+    assert backup.backup_name("lms_backup", when, "plain", "gzip") == "lms_backup_20261123_020000.sql.gz"
+    assert backup.backup_name("BEFORE_UPDATE", when, "plain", "zstd") == "BEFORE_UPDATE_20261123_020000.sql.zst"
+    assert backup.backup_name("x", when, "custom", "gzip") == "x_20261123_020000.dump"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("custom", "zstd", None, "auto"), "custom format compresses with gzip only"),
+        (("plain", "zstd", None, "container"), "no zstd"),
+        (("plain", "gzip", 0, "auto"), "out of range"),
+        (("plain", "zstd", 22, "auto"), "out of range"),
+        (("tar", "gzip", None, "auto"), "format must be"),
+    ],
+)
+def test_bad_option_combinations_are_refused_with_a_reason(args, message):
+    with pytest.raises(ValueError, match=message):
+        backup.check_options(*args)
+
+
+def test_option_defaults_are_the_measured_ones():
+    assert backup.check_options("plain", "gzip", None, "auto") == (1, "container")
+    assert backup.check_options("plain", "zstd", None, "auto") == (3, "host")
+
+
+def test_pg_dump_compresses_inside_the_container_by_default():
+    argv = backup.pg_dump_argv("c", "db", "u", "00000003-1", "plain", "gzip", 1, "container", 120)
+    assert argv[:3] == ["docker", "exec", "c"]
+    assert argv[3:] == [
+        "pg_dump",
+        "-U",
+        "u",
+        "-d",
+        "db",
+        "--snapshot=00000003-1",
+        "--lock-wait-timeout=120s",
+        "-Z",
+        "1",
+    ]
+
+
+def test_link_never_replaces_an_existing_file(tmp_path):
+    (tmp_path / "b_1.sql.gz").write_bytes(b"old")
+    (tmp_path / "b.sql.gz").write_bytes(b"older")
+    tmp = tmp_path / ".b.sql.gz.partial"
+    tmp.write_bytes(b"new")
+    assert backup.link_no_clobber(str(tmp), str(tmp_path), "b.sql.gz") == "b_2.sql.gz"
+    assert (tmp_path / "b.sql.gz").read_bytes() == b"older" and (tmp_path / "b_1.sql.gz").read_bytes() == b"old"
+    assert not tmp.exists()
+
+
+def test_list_backups_marks_everything_that_is_not_a_good_backup(tmp_path):
+    d = str(tmp_path)
+    fake_backup(d, "lms_backup_20261120_020000.sql.gz", utc(2026, 11, 20, 2))
+    fake_backup(d, "lms_backup_20261121_020000.sql.gz", utc(2026, 11, 21, 2), verified=False)
+    (tmp_path / "lms_backup_20261122_020000.sql.gz").write_bytes(b"no manifest")
+    (tmp_path / ".lms_backup_20261123_020000.sql.gz.partial").write_bytes(b"temporary")
+    gone = fake_backup(d, "lms_backup_20261119_020000.sql.gz", utc(2026, 11, 19, 2))
+    os.unlink(gone)
+    entries = {e["file"]: e for e in manifest.list_backups(d)}
+    assert sorted(entries) == [
+        "lms_backup_20261119_020000.sql.gz",
+        "lms_backup_20261120_020000.sql.gz",
+        "lms_backup_20261121_020000.sql.gz",
+        "lms_backup_20261122_020000.sql.gz",
+    ]
+    assert entries["lms_backup_20261120_020000.sql.gz"]["problem"] is None
+    assert "verified" in entries["lms_backup_20261121_020000.sql.gz"]["problem"]
+    assert "no manifest" in entries["lms_backup_20261122_020000.sql.gz"]["problem"]
+    assert "missing" in entries["lms_backup_20261119_020000.sql.gz"]["problem"]
+    assert manifest.newest_verified(d)["file"] == "lms_backup_20261120_020000.sql.gz"
+
+
+def test_a_flipped_byte_is_reported_and_never_counts_as_the_newest_good_backup(tmp_path):
+    d = str(tmp_path)
+    fake_backup(d, "lms_backup_20261120_020000.sql.gz", utc(2026, 11, 20, 2))
+    newest = fake_backup(d, "lms_backup_20261121_020000.sql.gz", utc(2026, 11, 21, 2))
+    with open(newest, "r+b") as handle:
+        handle.seek(20)
+        byte = handle.read(1)
+        handle.seek(20)
+        handle.write(bytes([byte[0] ^ 0x01]))
+    entry = [e for e in manifest.list_backups(d) if e["path"] == newest][0]
+    problems = manifest.verify_file(entry)
+    assert problems and "sha256" in problems[0]
+    assert manifest.newest_verified(d)["file"] == "lms_backup_20261120_020000.sql.gz"
+
+
+def test_newest_verified_filters_by_database_kind_and_age(tmp_path):
+    d = str(tmp_path)
+    fake_backup(d, "a_20261120_020000.sql.gz", utc(2026, 11, 20, 2), kind="scheduled")
+    fake_backup(d, "b_20261121_020000.sql.gz", utc(2026, 11, 21, 2), kind="pre-change")
+    fake_backup(d, "c_20261122_020000.sql.gz", utc(2026, 11, 22, 2), database="other")
+    now = utc(2026, 11, 22, 3)
+    assert manifest.newest_verified(d, now=now)["file"] == "c_20261122_020000.sql.gz"
+    assert manifest.newest_verified(d, database="lms_slncity", now=now)["file"] == "b_20261121_020000.sql.gz"
+    assert manifest.newest_verified(d, database="lms_slncity", kind="scheduled", now=now)["file"] == (
+        "a_20261120_020000.sql.gz"
+    )
+    assert manifest.newest_verified(d, kind=["pre-change"], now=now)["file"] == "b_20261121_020000.sql.gz"
+    assert manifest.newest_verified(d, database="lms_slncity", max_age_seconds=3600, now=now) is None
+
+
+def _two_weeks(d, now):
+    """Fourteen nightly backups (02:00) and four pre-change backups, the newest last night."""
+    names = []
+    for age in range(14, 0, -1):
+        when = (now - datetime.timedelta(days=age)).replace(hour=2, minute=0, second=0)
+        names.append(fake_backup(d, "lms_backup_%s.sql.gz" % when.strftime("%Y%m%d_%H%M%S"), when))
+    for age in (40, 35, 20, 2):
+        when = (now - datetime.timedelta(days=age)).replace(hour=10, minute=15, second=0)
+        fake_backup(d, "BEFORE_UPDATE_%s.sql.gz" % when.strftime("%Y%m%d_%H%M%S"), when, kind="pre-change")
+    return names
+
+
+def test_retention_over_two_weeks_keeps_seven_days_and_prunes_the_rest(tmp_path):
+    d, now = str(tmp_path), utc(2026, 11, 23, 2, 30)
+    _two_weeks(d, now)
+    decided = retention.plan(
+        manifest.list_backups(d), now, days=7, min_keep=3, pre_change_days=30, pre_change_min_keep=2
+    )
+    removed = sorted(e["file"] for e, _ in decided["remove"])
+    # Nov 16 02:00 is 7 days and 30 minutes old: pruned; pre-change backups older than 30 days
+    # beyond the newest two: pruned.
+    assert removed == ["BEFORE_UPDATE_20261014_101500.sql.gz", "BEFORE_UPDATE_20261019_101500.sql.gz"] + [
+        "lms_backup_202611%02d_020000.sql.gz" % day for day in range(9, 17)
+    ]
+    kept = sorted(e["file"] for e, _ in decided["keep"])
+    assert kept == ["BEFORE_UPDATE_20261103_101500.sql.gz", "BEFORE_UPDATE_20261121_101500.sql.gz"] + [
+        "lms_backup_202611%02d_020000.sql.gz" % day for day in range(17, 23)
+    ]
+    # the pre-change policy's floor keeps a 35-day-old one when only two are younger
+    floor = retention.plan(manifest.list_backups(d), now, days=7, pre_change_days=30, pre_change_min_keep=3)
+    assert "BEFORE_UPDATE_20261019_101500.sql.gz" in [e["file"] for e, _ in floor["keep"]]
+
+
+def test_retention_tiers_and_floor(tmp_path):
+    d, now = str(tmp_path), utc(2026, 11, 23, 2, 30)  # a Monday
+    _two_weeks(d, now)
+    decided = retention.plan(
+        manifest.list_backups(d), now, days=1, weekly=2, monthly=0, min_keep=2, pre_change_days=1, pre_change_min_keep=1
+    )
+    kept = {e["file"]: why for e, why in decided["keep"]}
+    # the newest of this ISO week (W48 started today: none) and of last week (W47: Sun 22nd)
+    assert "newest of week 2026-W47" in kept["lms_backup_20261122_020000.sql.gz"]
+    assert "within the newest 2" in kept["lms_backup_20261121_020000.sql.gz"]
+    assert sorted(kept) == [
+        "BEFORE_UPDATE_20261121_101500.sql.gz",
+        "lms_backup_20261121_020000.sql.gz",
+        "lms_backup_20261122_020000.sql.gz",
+    ]
+    monthly = retention.plan(manifest.list_backups(d), now, days=1, monthly=2, min_keep=1)
+    kept = {e["file"]: why for e, why in monthly["keep"]}
+    assert "newest of month 2026-11" in kept["lms_backup_20261122_020000.sql.gz"]
+
+
+def test_retention_never_prunes_the_newest_good_backup_or_anything_unverified(tmp_path):
+    d, now = str(tmp_path), utc(2026, 11, 23, 2, 30)
+    old = fake_backup(d, "lms_backup_20260101_020000.sql.gz", utc(2026, 1, 1, 2))
+    (tmp_path / "lms_backup_20250101_020000.sql.gz").write_bytes(b"unknown file")
+    decided = retention.plan(manifest.list_backups(d), now, days=1, min_keep=1)
+    assert not decided["remove"]
+    assert [e["path"] for e, _ in decided["keep"]] == [old]
+    assert [e["file"] for e, _ in decided["ignored"]] == ["lms_backup_20250101_020000.sql.gz"]
+
+
+def test_shrink_is_flagged_by_size_and_by_lost_rows(tmp_path):
+    previous = {
+        "manifest": {
+            "file": "prev.sql.gz",
+            "format": "plain",
+            "compression": "gzip",
+            "size": 1000,
+            "counts": {"visits": 100, "users": 5},
+        }
+    }
+    assert backup.shrink_problems(previous, 900, {"visits": 100, "users": 5}, "plain", "gzip", 0.5) == []
+    size = backup.shrink_problems(previous, 400, {"visits": 100, "users": 5}, "plain", "gzip", 0.5)
+    assert len(size) == 1 and "under 50%" in size[0]
+    rows = backup.shrink_problems(previous, 900, {"visits": 90, "users": 5}, "plain", "gzip", 0.5)
+    assert len(rows) == 1 and "visits has 90 rows, 10 fewer" in rows[0]
+    assert backup.shrink_problems(previous, 10, {}, "plain", "zstd", 0.5) == []  # sizes of other formats differ
+    assert backup.shrink_problems(None, 10, {}, "plain", "gzip", 0.5) == []
+
+
+def test_metrics_keep_the_last_success_across_a_failure(tmp_path):
+    path = str(tmp_path / "datasafe_backup.prom")
+    metrics.record_run(path, "lms", "scheduled", True, 1000.0, 12.5, size=4096, verified=True)
+    metrics.record_run(path, "lms", "scheduled", False, 2000.0, 1.0)
+    text = open(path).read()
+    assert 'datasafe_backup_last_success_timestamp_seconds{database="lms",kind="scheduled"} 1000.000' in text
+    assert 'datasafe_backup_last_run_timestamp_seconds{database="lms",kind="scheduled"} 2000.000' in text
+    assert 'datasafe_backup_last_run_success{database="lms",kind="scheduled"} 0' in text
+    assert 'datasafe_backup_last_size_bytes{database="lms",kind="scheduled"} 4096' in text
+    assert text.count("# TYPE datasafe_backup_last_run_success gauge") == 1
+
+
+def test_manifest_write_is_atomic_and_private(tmp_path):
+    path = str(tmp_path / "x.sql.gz.json")
+    manifest.write(path, {"a": 1})
+    assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+    assert os.listdir(tmp_path) == ["x.sql.gz.json"]
