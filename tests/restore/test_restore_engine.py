@@ -1,0 +1,258 @@
+"""Restore beside and swap by rename, against a real throwaway PostgreSQL and real ansible-playbook runs.
+
+Every destructive path is run for real; every test asserts the live data is still there.
+"""
+
+import datetime
+import os
+import re
+import subprocess
+
+import pytest
+from ansible.module_utils.datasafe import container, manifest, restore
+from conftest import CRITICAL_TABLES, ThrowawayPostgres
+from restore_helpers import databases, make_backup, run_module
+
+SEEDED = {"users": 10, "patients": 2000, "visits": 6000, "test_results": 18000, "invoices": 6000}
+
+
+# --- pure functions -----------------------------------------------------------------------------
+
+
+def test_names_are_dated_and_validated():
+    assert restore.restored_name("lms_slncity", "20261123_101500") == "lms_slncity_restore_20261123_101500"
+    assert restore.before_name("lms_slncity", "20261123_101500") == "lms_slncity_before_restore_20261123_101500"
+    with pytest.raises(ValueError, match="YYYYMMDD_HHMMSS"):
+        restore.restored_name("lms_slncity", "yesterday")
+    with pytest.raises(ValueError, match="63-byte"):
+        restore.before_name("x" * 40, "20261123_101500")
+    with pytest.raises(ValueError, match="plain identifier"):
+        restore.qi('lms"; DROP DATABASE lms; --')
+
+
+def test_swap_is_one_transaction_that_terminates_sessions_first_and_drops_nothing():
+    sql = restore.swap_sql("db", "db_restore_1", "db_before_restore_1")
+    lines = sql.strip().splitlines()
+    assert lines[0] == "BEGIN;" and lines[-1] == "COMMIT;"
+    assert "pg_terminate_backend(pid, 5000)" in lines[1] and "'db', 'db_restore_1'" in lines[1]
+    assert lines[2:4] == [
+        'ALTER DATABASE "db" RENAME TO "db_before_restore_1";',
+        'ALTER DATABASE "db_restore_1" RENAME TO "db";',
+    ]
+    assert "DROP" not in sql.upper()
+
+
+def test_engine_never_drops_or_truncates():
+    source = open(restore.__file__).read().upper()
+    assert not re.search(r"\bDROP\s+(DATABASE|TABLE|SCHEMA)|\bTRUNCATE\b|DOWN\s+-V|VOLUME\s+PRUNE", source)
+
+
+def test_plain_restore_runs_under_pipefail_in_one_transaction_with_names_as_parameters():
+    argv = restore.restore_argv("c", "lms_user", "db_restore_1", "plain", "gzip")
+    script = argv[argv.index("-c") + 1]
+    assert argv[:4] == ["docker", "exec", "-i", "c"] and "pipefail" in argv
+    assert script.startswith("gzip -dc | psql") and "--single-transaction" in script and "ON_ERROR_STOP=1" in script
+    assert "lms_user" not in script and argv[-2:] == ["lms_user", "db_restore_1"]
+
+
+def test_created_database_copies_owner_encoding_and_locale():
+    sql = restore.create_database_sql(
+        "db_restore_1", "lms_user", {"encoding": "UTF8", "collate": "C.UTF-8", "ctype": "C.UTF-8"}
+    )
+    assert sql == (
+        'CREATE DATABASE "db_restore_1" OWNER "lms_user" TEMPLATE template0 ENCODING \'UTF8\' '
+        "LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8';\n"
+    )
+
+
+def test_choose_skips_newer_backups_that_fail_and_says_why():
+    now = datetime.datetime(2026, 11, 23, 12, tzinfo=datetime.timezone.utc)
+
+    def entry(name, hours, problem=None):
+        return {
+            "file": name,
+            "path": "/b/" + name,
+            "end": now - datetime.timedelta(hours=hours),
+            "size": 10,
+            "problem": problem,
+            "manifest": {"database": "db", "kind": "scheduled", "counts": {"t": 1}, "verified": True, "size": 10},
+        }
+
+    entries = [entry("new", 1), entry("mid", 2, "no manifest"), entry("old", 30)]
+    bad = {"new": ["sha256 differs"]}
+
+    def verify(e):
+        return ([e["problem"]] if e["problem"] else []) + bad.get(e["file"], [])
+
+    chosen, rows, skipped = restore.choose_backup(entries, "db", "/b", None, now, verify)
+    assert chosen["file"] == "old" and chosen["age_human"] == "1d 6h"
+    assert skipped == ["new: sha256 differs", "mid: no manifest"]
+    chosen, _, skipped = restore.choose_backup(entries, "other", "/b", None, now, verify)
+    assert chosen is None and "not 'other'" in skipped[-1]
+    with pytest.raises(restore.RestoreError, match="not in /b"):
+        restore.choose_backup(entries, "db", "/b", "missing.sql.gz", now, verify)
+
+
+# --- against a real database --------------------------------------------------------------------
+
+
+@pytest.fixture
+def pg():
+    """A fresh seeded database per test: these tests rename and restore databases."""
+    db = ThrowawayPostgres()
+    try:
+        db.start().seed(scale=1)
+        yield db
+    finally:
+        db.remove()
+
+
+def beside_args(pg, backup, **extra):
+    return dict(
+        container=pg.container,
+        user=pg.user,
+        database=pg.db,
+        backup=backup,
+        tables=CRITICAL_TABLES,
+        timestamp="20261123_101500",
+        **extra,
+    )
+
+
+@pytest.mark.slow
+def test_truncated_and_flipped_backups_are_refused_before_anything_is_created(pg, tmp_path):
+    good = make_backup(pg, str(tmp_path))
+    truncated = tmp_path / "lms_backup_20261123_030000.sql.gz"
+    flipped = tmp_path / "lms_backup_20261123_040000.sql.gz"
+    data = open(good["path"], "rb").read()
+    truncated.write_bytes(data[: len(data) // 2])
+    flipped.write_bytes(data[:100] + bytes([data[100] ^ 0xFF]) + data[101:])
+    for path in (truncated, flipped):
+        manifest.write(str(path) + ".json", dict(good, file=path.name, path=str(path)))
+
+    for path, problem in ((truncated, "size"), (flipped, "sha256")):
+        result = run_module("pg_restore_beside", beside_args(pg, str(path)))
+        assert result.get("failed") and "refusing to restore" in result["msg"] and problem in result["msg"]
+    assert databases(pg) == [pg.db]
+    assert pg.counts() == SEEDED
+
+
+@pytest.mark.slow
+def test_a_stream_that_breaks_midway_commits_nothing(pg, tmp_path):
+    good = make_backup(pg, str(tmp_path))
+    cut = tmp_path / "cut.sql.gz"
+    data = open(good["path"], "rb").read()
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(restore.RestoreError, match="failed"):
+        restore.restore_beside(
+            pg.run,
+            pg.container,
+            pg.user,
+            pg.db,
+            "lms_slncity_restore_20261123_101500",
+            dict(good, path=str(cut)),
+            CRITICAL_TABLES,
+        )
+    tables = container.query(
+        pg.run,
+        pg.container,
+        "lms_slncity_restore_20261123_101500",
+        pg.user,
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+    )
+    assert tables == [["0"]]  # --single-transaction + pipefail: the partial load was rolled back
+    assert pg.counts() == SEEDED
+
+
+@pytest.mark.slow
+def test_restore_beside_and_swap_bring_every_row_back_and_keep_the_damaged_database(pg, tmp_path):
+    good = make_backup(pg, str(tmp_path))
+    pg.psql("DELETE FROM test_results")  # the disaster, behind datasafe's back
+
+    checked = run_module("pg_restore_beside", beside_args(pg, good["path"]), check=True)
+    assert checked["changed"] and not checked.get("failed") and databases(pg) == [pg.db]
+
+    restored = run_module("pg_restore_beside", beside_args(pg, good["path"]))
+    assert not restored.get("failed"), restored.get("msg")
+    assert restored["counts"] == SEEDED and restored["problems"] == []
+    assert restored["new_database"] == "lms_slncity_restore_20261123_101500"
+    assert pg.counts()["test_results"] == 0  # the live database was not touched
+
+    # a client still connected to the live database is ended by the swap, not waited for
+    holder = subprocess.Popen(
+        container.psql_argv(pg.container, pg.db, pg.user),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    holder.stdin.write("SELECT 1;\n")
+    holder.stdin.flush()
+    try:
+        swapped = run_module(
+            "pg_swap_database",
+            dict(
+                container=pg.container,
+                user=pg.user,
+                database=pg.db,
+                restored=restored["new_database"],
+                timestamp="20261123_101500",
+            ),
+        )
+    finally:
+        holder.stdin.close()
+        holder.wait()
+    assert not swapped.get("failed"), swapped.get("msg")
+    assert swapped["kept_as"] == "lms_slncity_before_restore_20261123_101500"
+    assert pg.counts() == SEEDED
+    kept = container.count_rows(pg.run, pg.container, swapped["kept_as"], pg.user, CRITICAL_TABLES)
+    assert kept == dict(SEEDED, test_results=0)
+    assert databases(pg) == [pg.db, swapped["kept_as"]]
+    owner = pg.psql("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '%s'" % pg.db).stdout.strip()
+    assert owner == pg.user
+
+
+@pytest.mark.slow
+def test_a_swap_that_cannot_complete_renames_nothing(pg):
+    pg.psql("SELECT 1")
+    container.query(pg.run, pg.container, "postgres", pg.user, 'CREATE DATABASE "restored_x";\n')
+    container.query(pg.run, pg.container, "postgres", pg.user, 'CREATE DATABASE "kept_x";\n')
+    before = pg.psql("SELECT string_agg(datname || oid, ',' ORDER BY datname) FROM pg_database").stdout
+    result = run_module(
+        "pg_swap_database",
+        dict(container=pg.container, user=pg.user, database=pg.db, restored="restored_x", keep_as="kept_x"),
+    )
+    assert result.get("failed") and "already exists" in result["msg"]
+    assert pg.psql("SELECT string_agg(datname || oid, ',' ORDER BY datname) FROM pg_database").stdout == before
+    assert pg.counts() == SEEDED
+
+
+@pytest.mark.slow
+def test_failed_rename_in_the_transaction_rolls_back_and_the_old_name_stays(pg):
+    container.query(pg.run, pg.container, "postgres", pg.user, 'CREATE DATABASE "restored_y";\n')
+    # The second rename fails (its target name is taken), after the first one succeeded inside
+    # the transaction: the whole swap must roll back, leaving the live database under its name.
+    sql = restore.swap_sql(pg.db, "restored_y", "kept_y").replace('RENAME TO "%s"' % pg.db, 'RENAME TO "template1"')
+    with pytest.raises(container.ContainerError):
+        container.query(pg.run, pg.container, "postgres", pg.user, sql)
+    assert databases(pg) == [pg.db, "restored_y"]
+    assert pg.counts() == SEEDED
+
+
+def test_modules_document_themselves():
+    for name in ("pg_restore_beside", "pg_swap_database", "restore_plan", "restore_drill"):
+        out = subprocess.run(
+            [
+                os.path.join(
+                    os.path.dirname(os.path.dirname(os.path.dirname(__file__))), ".venv", "bin", "ansible-doc"
+                ),
+                "-M",
+                "library",
+                name,
+            ],
+            capture_output=True,
+            text=True,
+            cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+            check=False,
+        )
+        assert out.returncode == 0 and "check_mode" in out.stdout, out.stderr
