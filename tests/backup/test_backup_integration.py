@@ -6,6 +6,7 @@ and no file that looks like a good backup appears.
 
 import fcntl
 import gzip
+import json
 import os
 import subprocess
 import uuid
@@ -264,3 +265,67 @@ def test_retention_prunes_by_policy_only_after_a_verified_backup(throwaway_pg, t
     )
     rc, again = run_module(tmp_path, "backup_retention", policy)
     assert rc == 0 and again["changed"] is False and again["remove"] == []
+
+
+def job_inventory(pg, root):
+    """An inventory for the throwaway database, in datasafe's vocabulary."""
+    inventory = os.path.join(root, "inventory.yml")
+    data = {
+        "all": {
+            "hosts": {
+                "localhost": {
+                    "ansible_connection": "local",
+                    "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+                }
+            },
+            "children": {"production": {"hosts": {"localhost": {}}}},
+            "vars": {
+                "datasafe_compose_dir": REPO,
+                "datasafe_compose_project": "unused",
+                "datasafe_db_container": pg.container,
+                "datasafe_db_name": pg.db,
+                "datasafe_db_user": pg.user,
+                "datasafe_critical_tables": CRITICAL_TABLES,
+                "datasafe_backup_dir": os.path.join(root, "backups"),
+                "datasafe_change_log": os.path.join(root, "change-log.txt"),
+            },
+        }
+    }
+    with open(inventory, "w") as handle:
+        json.dump(data, handle)  # JSON is YAML
+    return inventory
+
+
+def test_the_cron_job_runs_the_backup_playbook_in_an_empty_environment(throwaway_pg, tmp_path):
+    root = str(tmp_path)
+    inventory = job_inventory(throwaway_pg, root)
+    log, lock = os.path.join(root, "backup.log"), os.path.join(root, "job.lock")
+    job = [os.path.join(REPO, "bin", "datasafe-backup-job"), "--inventory", inventory, "--log", log, "--lock", lock]
+    proc = subprocess.run(["env", "-i"] + job, capture_output=True, text=True, check=False)
+    text = open(log).read()
+    assert proc.returncode == 0, text
+    assert "datasafe backup job finished OK" in text
+    made = good_backups(os.path.join(root, "backups"))
+    assert [e["kind"] for e in made] == ["scheduled"] and made[0]["file"].startswith("lms_backup_")
+    assert made[0]["manifest"]["counts"] == throwaway_pg.counts()
+    prom = open(os.path.join(root, "datasafe_backup.prom")).read()
+    assert 'datasafe_backup_last_run_success{database="lms_slncity",kind="scheduled"} 1' in prom
+    # a second job while one holds the lock: refused, logged, exit 75, nothing written
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        before = tree_hashes(os.path.join(root, "backups"))
+        second = subprocess.run(["env", "-i"] + job, capture_output=True, text=True, check=False)
+    finally:
+        os.close(fd)
+    assert second.returncode == 75
+    assert "another backup job holds" in open(log).read()
+    assert tree_hashes(os.path.join(root, "backups")) == before
+    # a failing backup (wrong database) exits non-zero for cron, naming the stage in the log
+    bad = subprocess.run(
+        ["env", "-i"] + job + ["--", "-e", "datasafe_db_name=no_such_db"], capture_output=True, text=True, check=False
+    )
+    assert bad.returncode != 0
+    text = open(log).read()
+    assert "failed at stage open snapshot" in text and "FAILED (exit" in text
+    assert tree_hashes(os.path.join(root, "backups")) == before
