@@ -185,8 +185,9 @@ def main():
     def make_target(run):
         if p["target"] == "dir":
             source_dir = p["backup_dir"] or os.path.dirname(os.path.expanduser(p["backups"][0]))
-            return offsite.DirectoryTarget(p["dest"], source_dir=source_dir,
-                                           allow_same_filesystem=p["allow_same_filesystem"])
+            return offsite.DirectoryTarget(
+                p["dest"], source_dir=source_dir, allow_same_filesystem=p["allow_same_filesystem"]
+            )
         rsync = module.get_bin_path("rsync")
         if not rsync:
             raise offsite.OffsiteError("check target", "rsync is not installed: install the Debian package rsync")

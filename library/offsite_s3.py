@@ -206,8 +206,10 @@ def endpoint_problem(endpoint_url, validate_certs, allow_insecure):
         return "endpoint_url %s is not an http(s) URL" % endpoint_url
     insecure = (endpoint_url and urlparse(endpoint_url).scheme == "http") or not validate_certs
     if insecure and not (endpoint_url and _loopback(endpoint_url)):
-        return ("plain http or validate_certs=false is only allowed for a loopback test endpoint (127.0.0.1); "
-                "use https with certificate checks, or set allow_insecure_endpoint if you really must")
+        return (
+            "plain http or validate_certs=false is only allowed for a loopback test endpoint (127.0.0.1); "
+            "use https with certificate checks, or set allow_insecure_endpoint if you really must"
+        )
     return None
 
 
@@ -217,8 +219,8 @@ def main():
         bucket=dict(type="str", required=True),
         prefix=dict(type="str", default=""),
         verify=dict(type="str", choices=["checksum", "download"], default="checksum"),
-        multipart_threshold=dict(type="int", default=4 * 1024 ** 3),
-        part_size=dict(type="int", default=128 * 1024 ** 2),
+        multipart_threshold=dict(type="int", default=4 * 1024**3),
+        part_size=dict(type="int", default=128 * 1024**2),
         storage_class=dict(type="str"),
         allow_insecure_endpoint=dict(type="bool", default=False),
     )
@@ -228,9 +230,11 @@ def main():
     if problem:
         module.fail_json(msg="offsite_s3: " + problem)
     if p["part_size"] < MIN_PART or p["multipart_threshold"] < MIN_PART:
-        module.fail_json(msg="offsite_s3: part_size and multipart_threshold must be at least %d bytes (5 MiB), "
-                             "S3's smallest part" % MIN_PART)
-    if p["multipart_threshold"] > 5 * 1024 ** 3:
+        module.fail_json(
+            msg="offsite_s3: part_size and multipart_threshold must be at least %d bytes (5 MiB), "
+            "S3's smallest part" % MIN_PART
+        )
+    if p["multipart_threshold"] > 5 * 1024**3:
         module.fail_json(msg="offsite_s3: multipart_threshold above 5 GiB: S3 takes at most 5 GiB in one PUT")
 
     def make_target(run):
@@ -238,9 +242,16 @@ def main():
             client = module.client("s3")
         except Exception as exc:  # botocore/boto3 raise many classes for a bad configuration
             raise offsite.OffsiteError("check target", "cannot make an S3 client: %s" % exc) from exc
-        target = offsite.S3Target(client, p["bucket"], prefix=p["prefix"], verify=p["verify"],
-                                  multipart_threshold=p["multipart_threshold"], part_size=p["part_size"],
-                                  storage_class=p["storage_class"], endpoint_url=p["endpoint_url"])
+        target = offsite.S3Target(
+            client,
+            p["bucket"],
+            prefix=p["prefix"],
+            verify=p["verify"],
+            multipart_threshold=p["multipart_threshold"],
+            part_size=p["part_size"],
+            storage_class=p["storage_class"],
+            endpoint_url=p["endpoint_url"],
+        )
         target.check_bucket()
         return target
 

@@ -67,8 +67,9 @@ def select(backups=(), backup_dir=None, database=None):
             path = path[: -len(manifest.MANIFEST_SUFFIX)]
         found = [e for e in manifest.list_backups(os.path.dirname(path)) if e["path"] == path]
         if not found:
-            raise OffsiteError("select backups", "%s is not a datasafe backup (no such file, or not a backup name)"
-                               % path)
+            raise OffsiteError(
+                "select backups", "%s is not a datasafe backup (no such file, or not a backup name)" % path
+            )
         if found[0]["problem"]:
             raise OffsiteError("select backups", _refuse(found[0]))
         if path not in seen:
@@ -120,8 +121,10 @@ def check_local(entry):
     """Re-hash the local backup; a file that no longer matches its manifest is never shipped."""
     problems = manifest.verify_file(entry)
     if problems:
-        return ("local backup %s no longer matches its manifest (%s): not copied; investigate the file and take "
-                "a new backup" % (entry["path"], "; ".join(problems)))
+        return (
+            "local backup %s no longer matches its manifest (%s): not copied; investigate the file and take "
+            "a new backup" % (entry["path"], "; ".join(problems))
+        )
     return None
 
 
@@ -131,10 +134,15 @@ def check_local(entry):
 def check_recipients(recipients):
     """Problems with the age recipients, naming positions only (the values are never echoed)."""
     if not recipients:
-        return ["encryption is on but no age recipient is set: set datasafe_offsite_age_recipients "
-                "(public keys 'age1...', e.g. from the vault)"]
-    return ["age recipient #%d is not an age public key (age1...) or an ssh-ed25519/ssh-rsa public key" % (i + 1)
-            for i, r in enumerate(recipients) if not _RECIPIENT.match(str(r).strip())]
+        return [
+            "encryption is on but no age recipient is set: set datasafe_offsite_age_recipients "
+            "(public keys 'age1...', e.g. from the vault)"
+        ]
+    return [
+        "age recipient #%d is not an age public key (age1...) or an ssh-ed25519/ssh-rsa public key" % (i + 1)
+        for i, r in enumerate(recipients)
+        if not _RECIPIENT.match(str(r).strip())
+    ]
 
 
 def encrypt(run, source, staging_dir, recipients, age="age"):
@@ -201,12 +209,18 @@ def describes(remote, entry, payload_name, encrypted):
     """Whether an off-site manifest describes this backup; raises Conflict for a different one."""
     block = remote.get("offsite") if isinstance(remote, dict) else None
     if not isinstance(block, dict):
-        raise Conflict("check target", "%s exists at the target but is not a datasafe off-site manifest: "
-                       "not overwritten; use another prefix or directory" % (payload_name + ".json"))
+        raise Conflict(
+            "check target",
+            "%s exists at the target but is not a datasafe off-site manifest: "
+            "not overwritten; use another prefix or directory" % (payload_name + ".json"),
+        )
     if block.get("source_sha256") != entry["manifest"]["sha256"]:
-        raise Conflict("check target", "the target already holds a different backup named %s (source sha256 %s, "
-                       "ours %s): not overwritten; give every host its own prefix or directory"
-                       % (payload_name, block.get("source_sha256"), entry["manifest"]["sha256"]))
+        raise Conflict(
+            "check target",
+            "the target already holds a different backup named %s (source sha256 %s, "
+            "ours %s): not overwritten; give every host its own prefix or directory"
+            % (payload_name, block.get("source_sha256"), entry["manifest"]["sha256"]),
+        )
     return block.get("payload") == payload_name and bool(block.get("encrypted")) == bool(encrypted)
 
 
@@ -224,8 +238,9 @@ def end_timestamp(summary):
 # --------------------------------------------------------------------------- the engine
 
 
-def copy_backups(target, entries, encrypt_with=None, staging_dir=None, check_mode=False, run=None, result=None,
-                 age="age"):
+def copy_backups(
+    target, entries, encrypt_with=None, staging_dir=None, check_mode=False, run=None, result=None, age="age"
+):
     """Copy every entry not yet at ``target``; returns a result dict (never raises for one bad backup).
 
     ``encrypt_with`` is a list of age recipients (None: no encryption). A target failure raises
@@ -285,14 +300,18 @@ class DirectoryTarget:
     def __init__(self, path, source_dir=None, allow_same_filesystem=False):
         self.path = self.label = self.label_for(path)
         if not os.path.isdir(self.path):
-            raise OffsiteError("check target", "destination directory %s does not exist (is the share mounted?); "
-                               "it is never created here, so an unmounted share cannot fill the local disk"
-                               % self.path)
+            raise OffsiteError(
+                "check target",
+                "destination directory %s does not exist (is the share mounted?); "
+                "it is never created here, so an unmounted share cannot fill the local disk" % self.path,
+            )
         if source_dir and not allow_same_filesystem:
             if os.stat(self.path).st_dev == os.stat(os.path.abspath(os.path.expanduser(source_dir))).st_dev:
-                raise OffsiteError("check target", "destination %s is on the same filesystem as the backups: that is "
-                                   "not off-site (is the share mounted?); set allow_same_filesystem only for tests"
-                                   % self.path)
+                raise OffsiteError(
+                    "check target",
+                    "destination %s is on the same filesystem as the backups: that is "
+                    "not off-site (is the share mounted?); set allow_same_filesystem only for tests" % self.path,
+                )
 
     @staticmethod
     def label_for(path):
@@ -332,7 +351,7 @@ class DirectoryTarget:
                             break
                         view = memoryview(chunk)
                         while view:
-                            view = view[os.write(fd, view):]
+                            view = view[os.write(fd, view) :]
             os.fsync(fd)
             os.close(fd)
             fd = None
@@ -392,8 +411,10 @@ class RsyncTarget:
             if rc == 23 and "No such file or directory" in err:
                 return None
             if rc != 0:
-                raise OffsiteError("check target", "rsync could not read %s%s (exit %s): %s"
-                                   % (self.dest, name, rc, err or "no error output"))
+                raise OffsiteError(
+                    "check target",
+                    "rsync could not read %s%s (exit %s): %s" % (self.dest, name, rc, err or "no error output"),
+                )
             with open(local, "rb") as handle:
                 try:
                     return json.loads(handle.read().decode("utf-8"))
@@ -405,8 +426,7 @@ class RsyncTarget:
 
     def _differs(self, local_path, name):
         """True unless rsync --checksum finds the destination file identical to ``local_path``."""
-        rc, out, err = self._rsync("--checksum", "--dry-run", "--itemize-changes", "--",
-                                   local_path, self.dest + name)
+        rc, out, err = self._rsync("--checksum", "--dry-run", "--itemize-changes", "--", local_path, self.dest + name)
         if rc != 0:
             raise OffsiteError("verify copy", "rsync --checksum --dry-run failed (exit %s): %s" % (rc, err))
         return bool(out.strip())
@@ -429,14 +449,15 @@ class RsyncTarget:
         return "absent" if self._differs(entry["path"], payload_name) else "present"
 
     def _push(self, local_path, name):
-        rc, _out, err = self._rsync("--checksum", "--perms", "--chmod=F600", "--", local_path,
-                                    self.dest + name)
+        rc, _out, err = self._rsync("--checksum", "--perms", "--chmod=F600", "--", local_path, self.dest + name)
         if rc != 0:
-            raise OffsiteError("copy", "rsync to %s%s failed (exit %s): %s" % (self.dest, name, rc,
-                                                                               err or "no error output"))
+            raise OffsiteError(
+                "copy", "rsync to %s%s failed (exit %s): %s" % (self.dest, name, rc, err or "no error output")
+            )
         if self._differs(local_path, name):
-            raise OffsiteError("verify copy", "rsync --checksum still finds %s%s different after the copy"
-                               % (self.dest, name))
+            raise OffsiteError(
+                "verify copy", "rsync --checksum still finds %s%s different after the copy" % (self.dest, name)
+            )
 
     def put_payload(self, path, name, sha, size):
         self._push(path, name)
@@ -479,8 +500,17 @@ class S3Target:
     checksum is S3's composite (sha256 of the parts' digests).
     """
 
-    def __init__(self, client, bucket, prefix="", verify="checksum", multipart_threshold=4 * 1024 ** 3,
-                 part_size=128 * 1024 ** 2, storage_class=None, endpoint_url=None):
+    def __init__(
+        self,
+        client,
+        bucket,
+        prefix="",
+        verify="checksum",
+        multipart_threshold=4 * 1024**3,
+        part_size=128 * 1024**2,
+        storage_class=None,
+        endpoint_url=None,
+    ):
         self.client, self.bucket, self.verify = client, bucket, verify
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.multipart_threshold, self.part_size = multipart_threshold, part_size
@@ -503,8 +533,9 @@ class S3Target:
         except Exception as exc:
             if _not_found(exc):
                 return None
-            raise OffsiteError("check target", "HeadObject %s%s: %s" % (self.label, key[len(self.prefix):], exc)) \
-                from exc
+            raise OffsiteError(
+                "check target", "HeadObject %s%s: %s" % (self.label, key[len(self.prefix) :], exc)
+            ) from exc
 
     def _get_json(self, key):
         try:
@@ -543,8 +574,9 @@ class S3Target:
             except Exception as exc:  # botocore checks the stored checksum while streaming, and raises
                 return problems + ["download failed: %s" % exc]
             if (got_size, got_sha) != (size, sha):
-                problems.append("downloaded %s bytes with sha256 %s, expected %s bytes with %s"
-                                % (got_size, got_sha, size, sha))
+                problems.append(
+                    "downloaded %s bytes with sha256 %s, expected %s bytes with %s" % (got_size, got_sha, size, sha)
+                )
         return problems
 
     def state(self, entry, payload_name, encrypted):
@@ -552,8 +584,9 @@ class S3Target:
         if remote is None or not describes(remote, entry, payload_name, encrypted):
             return "absent"
         block = remote["offsite"]
-        problems = self._matches(self.prefix + payload_name, block.get("size"), block.get("sha256"),
-                                 str(block.get("s3_checksum_sha256", "")))
+        problems = self._matches(
+            self.prefix + payload_name, block.get("size"), block.get("sha256"), str(block.get("s3_checksum_sha256", ""))
+        )
         return "absent" if problems else "present"
 
     def _extra(self, sha):
@@ -564,13 +597,28 @@ class S3Target:
 
     def _put_single(self, key, body, sha, size):
         checksum = _b64(bytes.fromhex(sha))
-        self._call("copy", "PutObject", self.client.put_object, Bucket=self.bucket, Key=key, Body=body,
-                   ContentLength=size, ChecksumSHA256=checksum, **self._extra(sha))
+        self._call(
+            "copy",
+            "PutObject",
+            self.client.put_object,
+            Bucket=self.bucket,
+            Key=key,
+            Body=body,
+            ContentLength=size,
+            ChecksumSHA256=checksum,
+            **self._extra(sha),
+        )
         return checksum
 
     def _put_multipart(self, key, path, sha):
-        upload = self._call("copy", "CreateMultipartUpload", self.client.create_multipart_upload,
-                            Bucket=self.bucket, Key=key, **self._extra(sha))
+        upload = self._call(
+            "copy",
+            "CreateMultipartUpload",
+            self.client.create_multipart_upload,
+            Bucket=self.bucket,
+            Key=key,
+            **self._extra(sha),
+        )
         upload_id, parts, digests = upload["UploadId"], [], []
         try:
             with open(path, "rb") as handle:
@@ -582,12 +630,28 @@ class S3Target:
                     number += 1
                     digest = hashlib.sha256(data).digest()
                     digests.append(digest)
-                    part = self._call("copy", "UploadPart", self.client.upload_part, Bucket=self.bucket, Key=key,
-                                      UploadId=upload_id, PartNumber=number, Body=data,
-                                      ChecksumAlgorithm="SHA256", ChecksumSHA256=_b64(digest))
+                    part = self._call(
+                        "copy",
+                        "UploadPart",
+                        self.client.upload_part,
+                        Bucket=self.bucket,
+                        Key=key,
+                        UploadId=upload_id,
+                        PartNumber=number,
+                        Body=data,
+                        ChecksumAlgorithm="SHA256",
+                        ChecksumSHA256=_b64(digest),
+                    )
                     parts.append({"PartNumber": number, "ETag": part["ETag"], "ChecksumSHA256": _b64(digest)})
-            self._call("copy", "CompleteMultipartUpload", self.client.complete_multipart_upload, Bucket=self.bucket,
-                       Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})
+            self._call(
+                "copy",
+                "CompleteMultipartUpload",
+                self.client.complete_multipart_upload,
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            )
         except BaseException:
             # an unfinished multipart upload is invisible but billed; abort only our own upload id
             try:
@@ -615,8 +679,7 @@ class S3Target:
         how = "S3 SHA256 checksum (sent with the upload, read back with HeadObject)"
         if self.verify == "download":
             how += " and download + sha256"
-        return {"s3_checksum_sha256": checksum, "verified_by": how, "bucket": self.bucket,
-                "key": self.prefix + name}
+        return {"s3_checksum_sha256": checksum, "verified_by": how, "bucket": self.bucket, "key": self.prefix + name}
 
     def put_manifest(self, data, name):
         self._upload(self.prefix + name, None, hashlib.sha256(data).hexdigest(), len(data), data=data)
@@ -626,8 +689,10 @@ class S3Target:
 
 
 METRICS = (
-    ("datasafe_offsite_last_run_success", "1 when the last off-site run to the target copied or found every "
-     "selected backup, 0 when it failed."),
+    (
+        "datasafe_offsite_last_run_success",
+        "1 when the last off-site run to the target copied or found every selected backup, 0 when it failed.",
+    ),
     ("datasafe_offsite_last_run_timestamp_seconds", "When the last off-site run to the target ended."),
     ("datasafe_offsite_last_success_timestamp_seconds", "When an off-site run to the target last succeeded."),
     ("datasafe_offsite_last_run_duration_seconds", "How long the last off-site run to the target took."),
@@ -662,8 +727,7 @@ def read_metrics(path):
     return samples
 
 
-def write_metrics(path, target, success, started, copied=0, copied_bytes=0, pending=0, newest=None,
-                  encrypted=False):
+def write_metrics(path, target, success, started, copied=0, copied_bytes=0, pending=0, newest=None, encrypted=False):
     """Update this target's samples in the node_exporter textfile, atomically (tmp, fsync, rename).
 
     Other targets' samples are kept; on failure the last success time is carried over, so an
@@ -753,8 +817,10 @@ def execute(module, make_target, label):
     p = module.params
     run = _run_binary(module)
     if not p["backups"] and not p["backup_dir"]:
-        module.fail_json(msg="offsite: nothing to copy: name the backups (backups) or a backup_dir whose verified "
-                             "backups are all copied")
+        module.fail_json(
+            msg="offsite: nothing to copy: name the backups (backups) or a backup_dir whose verified "
+            "backups are all copied"
+        )
     age = None
     if p["encrypt"]:
         problems = check_recipients(p["age_recipients"])
@@ -762,20 +828,41 @@ def execute(module, make_target, label):
             module.fail_json(msg="offsite: " + "; ".join(problems))
         age = module.get_bin_path("age")
         if not age:
-            module.fail_json(msg="offsite: encryption is on but the age program is not installed on %s: "
-                                 "install the Debian package age (apt-get install age)" % os.uname()[1])
-    result = {"copied": [], "skipped": [], "would_copy": [], "problems": [], "ignored": [], "bytes": 0,
-              "encrypted": bool(p["encrypt"]), "target": label, "metrics_file": None}
+            module.fail_json(
+                msg="offsite: encryption is on but the age program is not installed on %s: "
+                "install the Debian package age (apt-get install age)" % os.uname()[1]
+            )
+    result = {
+        "copied": [],
+        "skipped": [],
+        "would_copy": [],
+        "problems": [],
+        "ignored": [],
+        "bytes": 0,
+        "encrypted": bool(p["encrypt"]),
+        "target": label,
+        "metrics_file": None,
+    }
     target, chosen = None, []
     try:
         target = make_target(run)
         chosen, result["ignored"] = select(p["backups"], p["backup_dir"], p["database"])
         staging_dir = None
         if p["encrypt"] and not module.check_mode and chosen:
-            staging_dir = staging(p["staging_dir"] or os.path.join(
-                p["backup_dir"] or os.path.dirname(chosen[0]["path"]), ".offsite-staging"))
-        copy_backups(target, chosen, encrypt_with=p["age_recipients"] if p["encrypt"] else None,
-                     staging_dir=staging_dir, check_mode=module.check_mode, run=run, result=result, age=age)
+            staging_dir = staging(
+                p["staging_dir"]
+                or os.path.join(p["backup_dir"] or os.path.dirname(chosen[0]["path"]), ".offsite-staging")
+            )
+        copy_backups(
+            target,
+            chosen,
+            encrypt_with=p["age_recipients"] if p["encrypt"] else None,
+            staging_dir=staging_dir,
+            check_mode=module.check_mode,
+            run=run,
+            result=result,
+            age=age,
+        )
     except OffsiteError as exc:
         _finish(module, result, chosen, started, failure=exc)
     except OSError as exc:
@@ -800,9 +887,16 @@ def _finish(module, result, chosen, started, failure=None):
     if p["metrics_file"]:
         try:
             result["metrics_file"] = write_metrics(
-                p["metrics_file"], label, failure is None, started, copied=len(result["copied"]),
-                copied_bytes=result["bytes"], pending=len(result["pending"]), newest=newest,
-                encrypted=result["encrypted"])
+                p["metrics_file"],
+                label,
+                failure is None,
+                started,
+                copied=len(result["copied"]),
+                copied_bytes=result["bytes"],
+                pending=len(result["pending"]),
+                newest=newest,
+                encrypted=result["encrypted"],
+            )
         except OSError as exc:
             module.warn("offsite: could not write the metrics file %s: %s" % (p["metrics_file"], exc))
     if p["change_log"] and (result["copied"] or failure is not None):
@@ -810,12 +904,25 @@ def _finish(module, result, chosen, started, failure=None):
         json_log = os.path.splitext(log)[0] + ".jsonl"
         if failure is None:
             message = "Copied %d backup(s) off-site to %s, verified: %s" % (
-                len(result["copied"]), label, ", ".join(c["payload"] for c in result["copied"]))
+                len(result["copied"]),
+                label,
+                ", ".join(c["payload"] for c in result["copied"]),
+            )
         else:
             message = "Off-site copy to %s FAILED at %s; local backups untouched" % (label, failure)
-        changelog.record(log, json_log, "offsite", message, "failed" if failure else "ok", target=label,
-                         copied=[c["payload"] for c in result["copied"]] or None)
+        changelog.record(
+            log,
+            json_log,
+            "offsite",
+            message,
+            "failed" if failure else "ok",
+            target=label,
+            copied=[c["payload"] for c in result["copied"]] or None,
+        )
     if failure is not None:
-        module.fail_json(msg="offsite to %s failed at %s (the local backups were only read, never changed)"
-                             % (label, failure), stage=failure.stage, **result)
+        module.fail_json(
+            msg="offsite to %s failed at %s (the local backups were only read, never changed)" % (label, failure),
+            stage=failure.stage,
+            **result,
+        )
     module.exit_json(**result)

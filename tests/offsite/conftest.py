@@ -15,8 +15,10 @@ def source_backups(tmp_path_factory):
     try:
         pg.start().seed(scale=1)
         older = make_backup(pg, directory, "lms_backup_20261122_020000.sql.gz", "2026-11-22T02:00:09+00:00")
-        pg.psql("INSERT INTO users (username, full_name, role, email) "
-                "VALUES ('offsite-test', 'Off Site', 'admin', 'offsite@example.org')")
+        pg.psql(
+            "INSERT INTO users (username, full_name, role, email) "
+            "VALUES ('offsite-test', 'Off Site', 'admin', 'offsite@example.org')"
+        )
         newer = make_backup(pg, directory, "lms_backup_20261123_020000.sql.gz", "2026-11-23T02:00:09+00:00")
         yield {"dir": directory, "files": [newer, older], "counts": pg.counts()}
     finally:
@@ -48,6 +50,7 @@ def age_identity(tmp_path):
     """A throwaway age identity: (identity file, public recipient)."""
     identity = tmp_path / "age-identity.txt"
     proc = subprocess.run(["age-keygen", "-o", str(identity)], capture_output=True, text=True, check=True)
-    recipient = [line.split(": ", 1)[1] for line in (proc.stderr + proc.stdout).splitlines()
-                 if line.startswith("Public key: ")][0]
+    recipient = [
+        line.split(": ", 1)[1] for line in (proc.stderr + proc.stdout).splitlines() if line.startswith("Public key: ")
+    ][0]
     return str(identity), recipient

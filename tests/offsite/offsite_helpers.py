@@ -56,18 +56,34 @@ def make_backup(pg, backup_dir, name, end, kind="scheduled"):
     tmp = path + ".partial"
     start = datetime.datetime.now(datetime.timezone.utc)
     with open(tmp, "wb") as out:
-        proc = subprocess.run(["docker", "exec", pg.container, "pg_dump", "-U", pg.user, "-Z", "6", pg.db],
-                              stdout=out, stderr=subprocess.PIPE, check=False)
+        proc = subprocess.run(
+            ["docker", "exec", pg.container, "pg_dump", "-U", pg.user, "-Z", "6", pg.db],
+            stdout=out,
+            stderr=subprocess.PIPE,
+            check=False,
+        )
     assert proc.returncode == 0, proc.stderr
     with gzip.open(tmp, "rb") as handle:
         assert TRAILER in handle.read()[-4096:]
     os.chmod(tmp, 0o600)
     os.rename(tmp, path)
     manifest = {
-        "file": name, "path": path, "database": pg.db, "container": pg.container, "size": os.path.getsize(path),
-        "sha256": sha256_of(path), "format": "plain", "compression": "gzip", "kind": kind, "label": None,
-        "start": start.isoformat(), "end": end, "counts": pg.counts(), "verified": True,
-        "verified_at": end, "checks": ["decompression", "trailer", "sha256"],
+        "file": name,
+        "path": path,
+        "database": pg.db,
+        "container": pg.container,
+        "size": os.path.getsize(path),
+        "sha256": sha256_of(path),
+        "format": "plain",
+        "compression": "gzip",
+        "kind": kind,
+        "label": None,
+        "start": start.isoformat(),
+        "end": end,
+        "counts": pg.counts(),
+        "verified": True,
+        "verified_at": end,
+        "checks": ["decompression", "trailer", "sha256"],
     }
     with open(path + ".json", "w") as handle:
         json.dump(manifest, handle, indent=2)
@@ -75,10 +91,12 @@ def make_backup(pg, backup_dir, name, end, kind="scheduled"):
     return path
 
 
-
 def local_hashes(directory):
-    return {name: sha256_of(os.path.join(directory, name)) for name in sorted(os.listdir(directory))
-            if os.path.isfile(os.path.join(directory, name))}
+    return {
+        name: sha256_of(os.path.join(directory, name))
+        for name in sorted(os.listdir(directory))
+        if os.path.isfile(os.path.join(directory, name))
+    }
 
 
 class Moto:
@@ -92,8 +110,11 @@ class Moto:
 
     def start(self):
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([os.path.join(VENV_BIN, "moto_server"), "-H", "127.0.0.1", "-p",
-                                          str(self.port)], stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [os.path.join(VENV_BIN, "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -113,9 +134,14 @@ class Moto:
         import boto3
         from botocore.config import Config
 
-        return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id="testing",
-                            aws_secret_access_key="testing", region_name="us-east-1",
-                            config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=10))
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+            config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=10),
+        )
 
     def bucket(self):
         name = "dstest-%s" % uuid.uuid4().hex[:12]

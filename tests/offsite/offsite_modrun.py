@@ -37,8 +37,11 @@ def run(name, args, check_mode=False):
     args = dict(args)
     if check_mode:
         args["_ansible_check_mode"] = True
-    with patch_module_args(args), mock.patch.object(basic.AnsibleModule, "exit_json", _exit_json), \
-            mock.patch.object(basic.AnsibleModule, "fail_json", _fail_json):
+    with (
+        patch_module_args(args),
+        mock.patch.object(basic.AnsibleModule, "exit_json", _exit_json),
+        mock.patch.object(basic.AnsibleModule, "fail_json", _fail_json),
+    ):
         try:
             module_globals["main"]()
         except _Exit as done:

@@ -15,19 +15,31 @@ SECRET = "s3cr3t-never-logged-7f3a"
 
 def playbook(tmp_path, extra_vars, check=False, verbose=False):
     inventory = tmp_path / "hosts.yml"
-    inventory.write_text("all:\n  hosts:\n    localhost:\n      ansible_connection: local\n"
-                         "      ansible_python_interpreter: \"{{ ansible_playbook_python }}\"\n"
-                         "  children:\n    production:\n      hosts:\n        localhost: {}\n")
+    inventory.write_text(
+        "all:\n  hosts:\n    localhost:\n      ansible_connection: local\n"
+        '      ansible_python_interpreter: "{{ ansible_playbook_python }}"\n'
+        "  children:\n    production:\n      hosts:\n        localhost: {}\n"
+    )
     variables = tmp_path / "vars.json"
     variables.write_text(json.dumps(extra_vars))
-    argv = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", str(inventory), "-e", "@%s" % variables,
-            os.path.join(REPO, "playbooks", "offsite.yml")]
+    argv = [
+        os.path.join(VENV_BIN, "ansible-playbook"),
+        "-i",
+        str(inventory),
+        "-e",
+        "@%s" % variables,
+        os.path.join(REPO, "playbooks", "offsite.yml"),
+    ]
     if check:
         argv.append("--check")
     if verbose:
         argv.append("-v")
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_FORCE_COLOR="0",
-               PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""))
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
+        ANSIBLE_FORCE_COLOR="0",
+        PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""),
+    )
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO, check=False)
     recap = re.search(r"localhost\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", proc.stdout)
     assert recap, proc.stdout + proc.stderr
@@ -45,8 +57,15 @@ def vars_for(backup_dir, tmp_path, moto, bucket, **extra):
         "datasafe_offsite_s3_access_key": "testing",
         "datasafe_offsite_s3_secret_key": SECRET,
         "datasafe_offsite_targets": [
-            {"name": "s3", "type": "s3", "bucket": bucket, "prefix": "lms/host-1/", "endpoint_url": moto.endpoint,
-             "region": "us-east-1", "verify": "download"},
+            {
+                "name": "s3",
+                "type": "s3",
+                "bucket": bucket,
+                "prefix": "lms/host-1/",
+                "endpoint_url": moto.endpoint,
+                "region": "us-east-1",
+                "verify": "download",
+            },
             {"name": "nas", "type": "dir", "path": str(nas), "allow_same_filesystem": True},
             {"name": "backuphost", "type": "rsync", "dest": str(rsync) + "/"},
         ],
@@ -75,8 +94,10 @@ def test_playbook_four_steps_check_copy_then_nothing_to_do(backup_dir, tmp_path,
     keys = {o["Key"] for o in moto.client().list_objects_v2(Bucket=bucket)["Contents"]}
     assert keys == {"lms/host-1/" + n for n in backups} | {"lms/host-1/%s.json" % n for n in backups}
     metrics = (tmp_path / "log" / "datasafe_offsite.prom").read_text()
-    assert metrics.count("datasafe_offsite_last_run_success{") == 3 and "} 0\n" not in metrics.split(
-        "datasafe_offsite_last_run_timestamp_seconds")[0]
+    assert (
+        metrics.count("datasafe_offsite_last_run_success{") == 3
+        and "} 0\n" not in metrics.split("datasafe_offsite_last_run_timestamp_seconds")[0]
+    )
     log = (tmp_path / "log" / "change-log.txt").read_text()
     assert log.count("Copied 2 backup(s) off-site") == 3
 
@@ -95,7 +116,8 @@ def test_a_failing_target_does_not_stop_the_others_and_fails_loudly(backup_dir, 
     assert proc.returncode != 0
     assert "off-site copy failed for 1 target(s)" in proc.stdout and "no-such-bucket-offsite" in proc.stdout
     assert sorted(n for n in os.listdir(tmp_path / "nas") if n.endswith(".sql.gz")) == sorted(
-        n for n in before if n.endswith(".sql.gz"))
+        n for n in before if n.endswith(".sql.gz")
+    )
     assert "FAILED" in (tmp_path / "log" / "change-log.txt").read_text()
     assert local_hashes(backup_dir) == before
 

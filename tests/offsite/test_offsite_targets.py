@@ -20,8 +20,14 @@ GZIP_MAGIC = b"\x1f\x8b"
 
 
 def s3_args(moto, bucket, **extra):
-    args = dict(bucket=bucket, endpoint_url=moto.endpoint, access_key=FAKE_AWS["AWS_ACCESS_KEY_ID"],
-                secret_key=FAKE_AWS["AWS_SECRET_ACCESS_KEY"], region="us-east-1", prefix="lms/host-1")
+    args = dict(
+        bucket=bucket,
+        endpoint_url=moto.endpoint,
+        access_key=FAKE_AWS["AWS_ACCESS_KEY_ID"],
+        secret_key=FAKE_AWS["AWS_SECRET_ACCESS_KEY"],
+        region="us-east-1",
+        prefix="lms/host-1",
+    )
     args.update(extra)
     return args
 
@@ -151,8 +157,10 @@ def test_unverified_or_damaged_local_backups_are_never_shipped(backup_dir, tmp_p
     data = json.load(open(manifest_path))
     data["verified"] = False
     json.dump(data, open(manifest_path, "w"))
-    result = run("offsite_copy", dict(target="dir", dest=str(dest), backups=[os.path.join(backup_dir, oldest)],
-                                      allow_same_filesystem=True))
+    result = run(
+        "offsite_copy",
+        dict(target="dir", dest=str(dest), backups=[os.path.join(backup_dir, oldest)], allow_same_filesystem=True),
+    )
     assert result["failed"] and "verified" in result["msg"] and os.listdir(dest) == []
     # found by scanning: ignored with its reason, the good one is copied
     result = run("offsite_copy", dir_args(dest, backup_dir))
@@ -228,8 +236,9 @@ def test_s3_download_verification_catches_an_object_whose_checksum_lies(backup_d
     good = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
     forged = bytes([good[0] ^ 0xFF]) + good[1:]  # same size; moto keeps the claimed checksum
-    s3.put_object(Bucket=bucket, Key=key, Body=forged, ChecksumAlgorithm="SHA256",
-                  ChecksumSHA256=head["ChecksumSHA256"])
+    s3.put_object(
+        Bucket=bucket, Key=key, Body=forged, ChecksumAlgorithm="SHA256", ChecksumSHA256=head["ChecksumSHA256"]
+    )
     result = run("offsite_s3", args)
     assert not result["failed"], result["msg"]
     assert names(result["copied"]) == [name]
@@ -267,15 +276,16 @@ def test_s3_encrypted_copy_is_not_plaintext_and_decrypts_to_the_backup(backup_di
 def test_s3_failures_never_touch_the_local_backup(backup_dir, moto, tmp_path):
     before = local_hashes(backup_dir)
     metrics = tmp_path / "textfile" / "datasafe_offsite.prom"
-    wrong = run("offsite_s3", s3_args(moto, "no-such-bucket-here", backup_dir=backup_dir,
-                                      metrics_file=str(metrics)))
+    wrong = run("offsite_s3", s3_args(moto, "no-such-bucket-here", backup_dir=backup_dir, metrics_file=str(metrics)))
     assert wrong["failed"] and wrong["stage"] == "check target" and "no-such-bucket-here" in wrong["msg"]
 
     own = Moto(str(tmp_path)).start()  # a server of this test's own, to take away
     bucket = own.bucket()
     label = "s3://%s/lms/host-1/" % bucket
-    ok = run("offsite_s3", s3_args(own, bucket, backups=[os.path.join(backup_dir, sorted(before)[0])],
-                                   metrics_file=str(metrics)))
+    ok = run(
+        "offsite_s3",
+        s3_args(own, bucket, backups=[os.path.join(backup_dir, sorted(before)[0])], metrics_file=str(metrics)),
+    )
     assert not ok["failed"], ok["msg"]
     success_time = offsite.read_metrics(str(metrics))[label]["datasafe_offsite_last_success_timestamp_seconds"]
     own.stop()
@@ -297,12 +307,17 @@ def test_s3_multipart_upload_is_verified_by_its_composite_checksum(tmp_path, mot
         while out.tell() < 11 * 1024 * 1024:
             out.write(open(source_backups["files"][0], "rb").read())
     manifest = json.load(open(source_backups["files"][0] + ".json"))
-    manifest.update(file=name, path=str(directory / name), size=os.path.getsize(directory / name),
-                    sha256=sha256_of(directory / name))
+    manifest.update(
+        file=name,
+        path=str(directory / name),
+        size=os.path.getsize(directory / name),
+        sha256=sha256_of(directory / name),
+    )
     (directory / (name + ".json")).write_text(json.dumps(manifest))
     bucket = moto.bucket()
-    args = s3_args(moto, bucket, backup_dir=str(directory), multipart_threshold=5 * 1024 * 1024,
-                   part_size=5 * 1024 * 1024)
+    args = s3_args(
+        moto, bucket, backup_dir=str(directory), multipart_threshold=5 * 1024 * 1024, part_size=5 * 1024 * 1024
+    )
     result = run("offsite_s3", args)
     assert not result["failed"], result["msg"]
     remote = json.loads(moto.client().get_object(Bucket=bucket, Key="lms/host-1/%s.json" % name)["Body"].read())
@@ -313,11 +328,29 @@ def test_s3_multipart_upload_is_verified_by_its_composite_checksum(tmp_path, mot
 
 
 def test_s3_refuses_plain_http_off_loopback(backup_dir):
-    result = run("offsite_s3", dict(bucket="lab-backups", endpoint_url="http://backup.example.org:9000",
-                                    access_key="a", secret_key="b", region="us-east-1", backup_dir=backup_dir))
+    result = run(
+        "offsite_s3",
+        dict(
+            bucket="lab-backups",
+            endpoint_url="http://backup.example.org:9000",
+            access_key="a",
+            secret_key="b",
+            region="us-east-1",
+            backup_dir=backup_dir,
+        ),
+    )
     assert result["failed"] and "loopback" in result["msg"]
-    result = run("offsite_s3", dict(bucket="lab-backups", validate_certs=False, access_key="a", secret_key="b",
-                                    region="us-east-1", backup_dir=backup_dir))
+    result = run(
+        "offsite_s3",
+        dict(
+            bucket="lab-backups",
+            validate_certs=False,
+            access_key="a",
+            secret_key="b",
+            region="us-east-1",
+            backup_dir=backup_dir,
+        ),
+    )
     assert result["failed"] and "validate_certs" in result["msg"]
 
 
@@ -346,8 +379,9 @@ def test_rsync_copy_is_checksum_verified_idempotent_and_encrypted(backup_dir, tm
     for item in result["copied"]:
         data = (enc_dest / item["payload"]).read_bytes()
         assert data.startswith(offsite.AGE_MAGIC)
-        out = subprocess.run(["age", "--decrypt", "-i", identity, str(enc_dest / item["payload"])],
-                             capture_output=True, check=True).stdout
+        out = subprocess.run(
+            ["age", "--decrypt", "-i", identity, str(enc_dest / item["payload"])], capture_output=True, check=True
+        ).stdout
         assert hashlib.sha256(out).hexdigest() == before[item["file"]]
     assert not [n for n in os.listdir(enc_dest) if n.endswith(".sql.gz")]  # no plaintext left the host
     assert not run("offsite_copy", encrypted)["changed"]
@@ -356,8 +390,9 @@ def test_rsync_copy_is_checksum_verified_idempotent_and_encrypted(backup_dir, tm
 
 def test_rsync_failure_never_touches_the_local_backup(backup_dir, tmp_path):
     before = local_hashes(backup_dir)
-    result = run("offsite_copy", dict(target="rsync", dest=str(tmp_path / "no" / "such" / "dir"),
-                                      backup_dir=backup_dir))
+    result = run(
+        "offsite_copy", dict(target="rsync", dest=str(tmp_path / "no" / "such" / "dir"), backup_dir=backup_dir)
+    )
     assert result["failed"] and result["stage"] in ("check target", "copy")
     assert not (tmp_path / "no").exists()
     assert local_hashes(backup_dir) == before

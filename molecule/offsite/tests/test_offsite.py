@@ -22,11 +22,19 @@ def offsite(host, stack):
     v["endpoint"] = "http://127.0.0.1:%d" % (56002 + slot * 10)
     v["bucket"] = "dstest-%s" % os.environ["MOLECULE_SCENARIO_NAME"]
     v["identity"] = os.path.join(root, "age-identity.txt")
-    v["s3"] = boto3.client("s3", endpoint_url=v["endpoint"], aws_access_key_id="testing",
-                           aws_secret_access_key="testing", region_name="us-east-1")
+    v["s3"] = boto3.client(
+        "s3",
+        endpoint_url=v["endpoint"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
     backup_dir = v["datasafe_backup_dir"]
-    v["backups"] = {n: json.load(open(os.path.join(backup_dir, n + ".json")))
-                    for n in os.listdir(backup_dir) if n.endswith(".sql.gz")}
+    v["backups"] = {
+        n: json.load(open(os.path.join(backup_dir, n + ".json")))
+        for n in os.listdir(backup_dir)
+        if n.endswith(".sql.gz")
+    }
     assert v["backups"], "prepare made no backup"
     return v
 
@@ -34,8 +42,9 @@ def offsite(host, stack):
 def decrypt(offsite, data, tmp_path):
     encrypted = tmp_path / "payload.age"
     encrypted.write_bytes(data)
-    out = subprocess.run(["age", "--decrypt", "-i", offsite["identity"], str(encrypted)], capture_output=True,
-                         check=True).stdout
+    out = subprocess.run(
+        ["age", "--decrypt", "-i", offsite["identity"], str(encrypted)], capture_output=True, check=True
+    ).stdout
     return hashlib.sha256(out).hexdigest()
 
 
@@ -63,8 +72,9 @@ def test_s3_holds_only_encrypted_copies_that_decrypt_to_the_backup(offsite, tmp_
 @pytest.mark.parametrize("where", ["nas", "rsync"])
 def test_directory_and_rsync_copies_decrypt_to_the_backup(offsite, where, tmp_path):
     dest = os.path.join(offsite["datasafe_test_root"], where)
-    assert sorted(os.listdir(dest)) == sorted([n + ".age" for n in offsite["backups"]]
-                                              + [n + ".age.json" for n in offsite["backups"]])
+    assert sorted(os.listdir(dest)) == sorted(
+        [n + ".age" for n in offsite["backups"]] + [n + ".age.json" for n in offsite["backups"]]
+    )
     for name, manifest in offsite["backups"].items():
         with open(os.path.join(dest, name + ".age"), "rb") as handle:
             data = handle.read()
