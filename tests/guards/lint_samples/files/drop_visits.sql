@@ -1,0 +1,2 @@
+-- a "cleanup" script that really drops a table
+DROP TABLE visits;
