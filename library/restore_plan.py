@@ -14,6 +14,8 @@ description:
     of O(database) that verifies now (newer backups that fail are named in RV(skipped)), and
     fails when there is none. This is the check that refuses a corrupted or truncated backup
     before anything is stopped.
+  - Safety backups a restore took of the database it replaced (label C(before restore ...))
+    hold the damaged state, so they are skipped unless named in O(backup).
   - Only reads.
 version_added: "0.1.0"
 author: datasafe maintainers
@@ -119,7 +121,7 @@ def main():
 
     try:
         selected, rows, skipped = restore.choose_backup(
-            entries, p["database"], backup_dir, p["backup"], now, manifest.verify_file
+            entries, p["database"], backup_dir, p["backup"], now, manifest.verify_file, skip_safety=True
         )
     except restore.RestoreError as exc:
         module.fail_json(msg="%s. Nothing was stopped or changed." % exc, backups=[], lines=[])

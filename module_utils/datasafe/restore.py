@@ -479,7 +479,13 @@ def backup_line(row):
     )
 
 
-def choose_backup(entries, database, backup_dir, backup, now, verify_file):
+# The label restore gives its own safety backup. Such a backup holds the damaged state being
+# replaced, so it is never picked as "the newest good backup" (a second restore would restore
+# the damage); naming it explicitly still restores it.
+SAFETY_LABEL_PREFIX = "before restore"
+
+
+def choose_backup(entries, database, backup_dir, backup, now, verify_file, skip_safety=False):
     """(selected row or None, rows checked, skipped reasons): ``backup`` or the newest that verifies now.
 
     ``entries`` is manifest.list_backups() (newest first). Newer backups that fail are skipped,
@@ -495,6 +501,13 @@ def choose_backup(entries, database, backup_dir, backup, now, verify_file):
             )
     rows, skipped = [], []
     for entry in entries:
+        label = str((entry.get("manifest") or {}).get("label") or "")
+        if skip_safety and not backup and label.startswith(SAFETY_LABEL_PREFIX):
+            skipped.append(
+                "%s: a safety backup taken by a restore (the state it replaced); name it with "
+                "datasafe_restore_backup to restore it" % entry.get("file")
+            )
+            continue
         row = describe_backup(entry, database, now, verify_file)
         rows.append(row)
         if row["verified"]:

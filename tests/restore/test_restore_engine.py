@@ -256,3 +256,30 @@ def test_modules_document_themselves():
             check=False,
         )
         assert out.returncode == 0 and "check_mode" in out.stdout, out.stderr
+
+
+def test_a_restores_own_safety_backup_is_never_chosen_as_the_newest_good_backup():
+    now = datetime.datetime(2026, 11, 23, 12, tzinfo=datetime.timezone.utc)
+
+    def entry(name, hours, label):
+        return {
+            "file": name,
+            "path": "/b/" + name,
+            "end": now - datetime.timedelta(hours=hours),
+            "size": 10,
+            "problem": None,
+            "manifest": {
+                "database": "db",
+                "kind": "pre-change",
+                "counts": {"t": 1},
+                "verified": True,
+                "size": 10,
+                "label": label,
+            },
+        }
+
+    entries = [entry("safety", 1, "before restore from good"), entry("good", 5, "nightly")]
+    chosen, _, skipped = restore.choose_backup(entries, "db", "/b", None, now, lambda e: [], skip_safety=True)
+    assert chosen["file"] == "good" and "safety backup taken by a restore" in skipped[0]
+    chosen, _, _ = restore.choose_backup(entries, "db", "/b", "safety", now, lambda e: [], skip_safety=True)
+    assert chosen["file"] == "safety"

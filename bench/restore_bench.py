@@ -1,0 +1,216 @@
+"""Restore benchmark: datasafe's restore.yml against the protocol's manual EMERGENCY RECOVERY.
+
+1. One verified backup of the benchmark database (dsbench, ~1 GB, only read) with playbooks/backup.yml.
+2. A stack of the bench's own (project dsrestore, ports 56920/56921) is seeded from that backup
+   and then damaged the way the tests damage it: every test result deleted behind datasafe's back.
+3. Timed: ``ansible-playbook playbooks/restore.yml -e datasafe_restore_confirm=lms_slncity`` until it
+   returns (safety backup, restore beside, counts vs manifest, swap, start, health, counts).
+4. The manual sequence restores INTO the live database; on a database holding rows that only
+   produces errors and duplicates, so (untimed) the damaged database is renamed away and an empty
+   one created: the state the protocol assumes. Timed: down; up -d postgres; sleep 10;
+   gunzip -c | psql; count users; up -d; then until the health endpoint answers 200.
+5. The bench's own stack and volume are removed (by its project name only); dsbench is untouched.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "module_utils"))
+import ansible.module_utils  # noqa: E402
+
+ansible.module_utils.__path__.append(os.path.join(REPO, "module_utils"))
+from ansible.module_utils.datasafe import container, manifest, restore  # noqa: E402
+
+BIN = os.path.join(REPO, ".venv", "bin")
+COMPOSE_FILE = os.path.join(REPO, "examples", "lms", "docker-compose.prod.yml")
+PROJECT, DB_CONTAINER, DB_PORT, BACKEND_PORT = "dsrestore", "dsrestore-pg", 56920, 56921
+ENV = {
+    "COMPOSE_PROJECT_NAME": PROJECT,
+    "LMS_DB_CONTAINER": DB_CONTAINER,
+    "LMS_BACKEND_CONTAINER": "dsrestore-backend",
+    "LMS_DB_PORT": str(DB_PORT),
+    "LMS_BACKEND_PORT": str(BACKEND_PORT),
+    "LMS_BACKEND_IMAGE": "lms-backend:dsbench",
+}
+HEALTH = "http://127.0.0.1:%d/health" % BACKEND_PORT
+TABLES = ["users", "patients", "visits", "test_results", "invoices"]
+run = container.subprocess_runner
+
+
+def say(text):
+    print("bench-restore: %s" % text, file=sys.stderr, flush=True)
+
+
+def sh(argv, **kw):
+    env = dict(
+        os.environ, **ENV, PATH="%s:%s" % (BIN, os.environ["PATH"]), ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg")
+    )
+    return subprocess.run(argv, check=True, env=env, cwd=REPO, **kw)
+
+
+def compose(*args):
+    sh(["docker", "compose", "-p", PROJECT, "-f", COMPOSE_FILE, *args], stdout=subprocess.DEVNULL)
+
+
+def playbook(name, varsfile, *extra):
+    sh(
+        [os.path.join(BIN, "ansible-playbook"), os.path.join(REPO, "playbooks", name), "-e", "@" + varsfile, *extra],
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def healthy():
+    try:
+        with urllib.request.urlopen(HEALTH, timeout=2) as resp:  # noqa: S310  (loopback URL built here)
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def wait_for(check, what, timeout=300):
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise SystemExit("bench-restore: %s did not come up within %ss" % (what, timeout))
+        time.sleep(0.5)
+
+
+def remove_own_stack():
+    if PROJECT != "dsrestore":  # only ever the bench's own project
+        raise SystemExit("refusing to remove project %s" % PROJECT)
+    subprocess.run(
+        ["docker", "compose", "-p", PROJECT, "-f", COMPOSE_FILE, "down"],
+        env=dict(os.environ, **ENV),
+        capture_output=True,
+        check=False,
+    )
+    subprocess.run(["docker", "volume", "rm", "%s_postgres_data" % PROJECT], capture_output=True, check=False)
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="datasafe-bench-restore-", dir="/var/tmp")
+    common = {
+        "datasafe_compose_dir": os.path.join(REPO, "examples", "lms"),
+        "datasafe_backup_dir": work + "/backups",
+        "datasafe_change_log": work + "/change-log.txt",
+        "datasafe_backup_prune": False,
+        "datasafe_backup_metrics_file": "",
+        "datasafe_restore_lock_path": work + "/restore.lock",
+    }
+    bench_vars, own_vars = work + "/dsbench.json", work + "/dsrestore.json"
+    with open(bench_vars, "w") as out:
+        json.dump(
+            dict(
+                common,
+                datasafe_compose_project="dsbench",
+                datasafe_db_container="dsbench-pg",
+                datasafe_compose_env={"COMPOSE_PROJECT_NAME": "dsbench", "LMS_DB_CONTAINER": "dsbench-pg"},
+            ),
+            out,
+        )
+    with open(own_vars, "w") as out:
+        json.dump(
+            dict(
+                common,
+                datasafe_compose_project=PROJECT,
+                datasafe_db_container=DB_CONTAINER,
+                datasafe_compose_env=ENV,
+                datasafe_health_url=HEALTH,
+            ),
+            out,
+        )
+    try:
+        say("backing up the benchmark database (dsbench, only read)")
+        playbook("backup.yml", bench_vars)
+        entry = manifest.list_backups(work + "/backups")[0]
+        row = restore.describe_backup(entry, "lms_slncity", entry["end"], manifest.verify_file)
+        say("backup %s, %s" % (row["file"], row["size_human"]))
+
+        say("starting the bench's own stack and seeding it from the backup")
+        remove_own_stack()
+        compose("up", "-d", "postgres")
+        wait_for(lambda: restore.server_ready(run, DB_CONTAINER, "lms_user"), "PostgreSQL")
+        compose("up", "-d")
+        wait_for(healthy, "the backend")
+        restore.restore_beside(run, DB_CONTAINER, "lms_user", "lms_slncity", "lms_slncity_seed", row, TABLES)
+        compose("stop", "backend")
+        restore.swap(run, DB_CONTAINER, "lms_user", "lms_slncity", "lms_slncity_seed", "lms_slncity_schema_only")
+        compose("start", "backend")
+        container.query(run, DB_CONTAINER, "lms_slncity", "lms_user", "DELETE FROM test_results;\n")  # the disaster
+        say("damaged: %s" % container.count_rows(run, DB_CONTAINER, "lms_slncity", "lms_user", TABLES))
+
+        say("datasafe: ansible-playbook playbooks/restore.yml -e datasafe_restore_confirm=lms_slncity")
+        t0 = time.monotonic()
+        playbook("restore.yml", own_vars, "-e", "datasafe_restore_confirm=lms_slncity")
+        datasafe = time.monotonic() - t0
+        counts = container.count_rows(run, DB_CONTAINER, "lms_slncity", "lms_user", TABLES)
+        assert counts == row["counts"], (counts, row["counts"])
+        say("datasafe: %.1f s, counts %s" % (datasafe, counts))
+
+        # Untimed: the state the manual sequence assumes - an empty database to pipe the dump into.
+        compose("stop", "backend")
+        container.query(
+            run,
+            DB_CONTAINER,
+            "postgres",
+            "lms_user",
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = 'lms_slncity';\n"
+            'ALTER DATABASE "lms_slncity" RENAME TO "lms_slncity_manual_prep";\n',
+        )
+        container.query(run, DB_CONTAINER, "postgres", "lms_user", 'CREATE DATABASE "lms_slncity" OWNER "lms_user";\n')
+
+        say("manual: down; up -d postgres; sleep 10; gunzip -c | psql; count; up -d; until healthy")
+        t0 = time.monotonic()
+        compose("down")
+        compose("up", "-d", "postgres")
+        time.sleep(10)  # the protocol's fixed sleep, measured as written
+        sh(
+            [
+                "bash",
+                "-o",
+                "pipefail",
+                "-c",
+                'gunzip -c "$1" | docker exec -i %s psql -U lms_user -d lms_slncity' % DB_CONTAINER,
+                "manual",
+                row["path"],
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        sh(
+            [
+                "docker",
+                "exec",
+                DB_CONTAINER,
+                "psql",
+                "-U",
+                "lms_user",
+                "-d",
+                "lms_slncity",
+                "-c",
+                "SELECT COUNT(*) FROM users;",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        compose("up", "-d")
+        while not healthy():
+            time.sleep(0.2)
+        manual = time.monotonic() - t0
+        counts = container.count_rows(run, DB_CONTAINER, "lms_slncity", "lms_user", TABLES)
+        assert counts == row["counts"], (counts, row["counts"])
+        say("manual: %.1f s, counts %s" % (manual, counts))
+    finally:
+        remove_own_stack()
+        shutil.rmtree(work, ignore_errors=True)
+    print("restore ratio %.2f (datasafe %.1f s / manual %.1f s)" % (datasafe / manual, datasafe, manual))
+
+
+if __name__ == "__main__":
+    main()
