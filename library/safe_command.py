@@ -37,7 +37,9 @@ options:
     description: Directory to run the command in.
     type: path
   stdin:
-    description: Data passed to the command's standard input.
+    description:
+      - Data passed to the command's standard input. It is judged too, as SQL when C(psql) reads
+        it and as a command line when a shell reads it.
     type: str
   creates:
     description: If this path exists, the command is not run and nothing changes.
@@ -222,7 +224,7 @@ def main():
         os.chdir(p["chdir"])  # relative SQL file names given to psql are read from there
     try:
         findings = guard_cmd.judge(line=p["cmd"], argv=p["argv"], deny_rules=rules, read_files=p["read_sql_files"],
-                                   protected_paths=p["protected_paths"])
+                                   protected_paths=p["protected_paths"], stdin=p["stdin"])
     finally:
         os.chdir(cwd_before)
     result["findings"] = [f.to_dict() for f in findings]

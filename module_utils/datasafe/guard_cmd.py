@@ -98,18 +98,21 @@ def available():
     return HAS_BASHLEX and guard_sql.available()
 
 
-def judge(line=None, argv=None, deny_rules=(), read_files=False, protected_paths=()):
+def judge(line=None, argv=None, deny_rules=(), read_files=False, protected_paths=(), stdin=None):
     """Findings for a command line (``line``) or an argv list; empty means allowed.
 
     ``deny_rules``: compiled project rules (``guard.compile_deny_rules``); SQL ones apply to the
     SQL given to psql. ``read_files``: also read SQL files given to psql (``-f``, ``<``) and judge their content,
     when they exist where the guard runs. ``protected_paths``: extra paths (e.g. the actual
-    mountpoint of ``postgres_data``) that must never be deleted.
+    mountpoint of ``postgres_data``) that must never be deleted. ``stdin``: data the command
+    will read on its standard input (judged as SQL by psql, as a command line by a shell).
     """
     if not available():
         raise RuntimeError("bashlex and pglast are required for the command guard: %s"
                            % (BASHLEX_IMPORT_ERROR or guard_sql.PGLAST_IMPORT_ERROR))
     ctx = Context(deny_rules, read_files, PROTECTED_PATHS + tuple(protected_paths))
+    if stdin is not None:
+        ctx.stdin = ("text", str(stdin))
     if (line is None) == (argv is None):
         raise ValueError("give exactly one of line, argv")
     if argv is not None:

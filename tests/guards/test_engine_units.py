@@ -62,6 +62,15 @@ def test_extra_protected_paths():
         "cmd-rm-volume-path"]
 
 
+def test_stdin_is_judged_for_what_reads_it():
+    psql = ["docker", "exec", "-i", "lms-postgres", "psql", "-U", "lms_user", "-d", "lms_slncity"]
+    assert [f.rule for f in guard_cmd.judge(argv=psql, stdin="TRUNCATE patients;")] == ["sql-truncate"]
+    assert guard_cmd.judge(argv=psql, stdin="SELECT count(*) FROM users;") == []
+    assert [f.rule for f in guard_cmd.judge(argv=["bash"], stdin="docker volume prune -f")] == [
+        "cmd-docker-volume-prune"]
+    assert guard_cmd.judge(argv=["cat"], stdin="docker volume prune -f") == []
+
+
 def test_argv_is_not_reparsed_by_a_shell():
     assert guard_cmd.judge(argv=["echo", "docker volume prune"]) == []
     assert [f.rule for f in guard_cmd.judge(argv=["bash", "-c", "docker volume prune"])] == [

@@ -117,6 +117,9 @@ def played(throwaway_pg, tmp_path_factory):
              loop_control={"label": "{{ item[:60] }}"}, **tolerant),
         task("forbidden sql", "safe_sql", dict(db, sql="{{ item }}", **logs), loop="{{ forbidden_sql }}", **tolerant),
         task("forbidden cmd", "safe_command", dict(cmd="{{ item }}", **logs), loop="{{ forbidden_cmd }}", **tolerant),
+        task("forbidden stdin", "safe_command",
+             {"argv": ["docker", "exec", "-i", pg.container, "psql", "-U", pg.user, "-d", pg.db],
+              "stdin": "TRUNCATE patients CASCADE;"}, **tolerant),
         task("allowed update", "safe_sql", dict(db, sql="UPDATE patients SET phone = '555-0199' WHERE id = 1")),
         task("allowed update again", "safe_sql", dict(db, sql="UPDATE patients SET phone = '555-0199' WHERE id = 1 "
                                                               "AND phone IS DISTINCT FROM '555-0199'")),
@@ -207,6 +210,11 @@ def test_every_forbidden_family_is_refused_for_real(played):
         for item, (rule, text) in zip(items, family):
             assert item["refused"] and not item["executed"] and rule in rules_of(item), (text, item.get("msg"))
             assert "refused by datasafe's guard" in item["msg"]
+
+
+def test_sql_on_stdin_is_refused(played):
+    item = played["results"]["forbidden stdin"]
+    assert item["refused"] and not item["executed"] and rules_of(item) == ["sql-truncate"]
 
 
 def test_rows_and_volume_survived(played):
