@@ -26,8 +26,8 @@ def variants(c):
             "m.sql.gz",
         ),
         ("uncompressed stream through docker exec", [[dump, "raw.sql"]], "raw.sql"),
-        ("pg_dump -Z1 in the container (datasafe default)", [[dump + ["-Z", "1"], "z1.sql.gz"]], "z1.sql.gz"),
-        ("pg_dump -Z3 in the container", [[dump + ["-Z", "3"], "z3.sql.gz"]], "z3.sql.gz"),
+        ("pg_dump -Z1 in the container", [[dump + ["-Z", "1"], "z1.sql.gz"]], "z1.sql.gz"),
+        ("pg_dump -Z3 in the container (datasafe default)", [[dump + ["-Z", "3"], "z3.sql.gz"]], "z3.sql.gz"),
         ("pg_dump -Z6 in the container", [[dump + ["-Z", "6"], "z6.sql.gz"]], "z6.sql.gz"),
         (
             "gzip -1 in the container (bash -o pipefail)",

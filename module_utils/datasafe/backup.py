@@ -33,7 +33,7 @@ from ansible.module_utils.datasafe import container, manifest
 TRAILER = b"-- PostgreSQL database dump complete"
 FORMATS = ("plain", "custom")
 COMPRESSIONS = ("gzip", "zstd", "none")
-LEVELS = {"gzip": (1, 9, 1), "zstd": (1, 19, 3), "none": (0, 0, 0)}  # min, max, default
+LEVELS = {"gzip": (1, 9, 3), "zstd": (1, 19, 3), "none": (0, 0, 0)}  # min, max, default
 CHUNK = 1 << 20
 LOCK_NAME = ".datasafe-backup.lock"
 PARTIAL_SUFFIX = ".partial"

@@ -31,7 +31,7 @@ def test_bad_option_combinations_are_refused_with_a_reason(args, message):
 
 
 def test_option_defaults_are_the_measured_ones():
-    assert backup.check_options("plain", "gzip", None, "auto") == (1, "container")
+    assert backup.check_options("plain", "gzip", None, "auto") == (3, "container")
     assert backup.check_options("plain", "zstd", None, "auto") == (3, "host")
 
 
