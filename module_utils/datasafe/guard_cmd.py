@@ -312,6 +312,12 @@ def _judge_argv(words, text, ctx, depth):
         findings.extend(_line_suffixes(args, text, ctx, depth))
     elif name == "su":
         findings.extend(_su(args, text, ctx, depth))
+    elif name in ("alias", "trap"):
+        # alias d='docker volume prune'; trap 'docker compose down -v' EXIT: the strings run later
+        for a in args:
+            value = a.split("=", 1)[1] if name == "alias" and "=" in a else a if name == "trap" else None
+            if value:
+                findings.extend(_judge_line(value, ctx, depth + 1))
     elif name in SHELLS or name in ("source", "."):
         findings.extend(_shell(name, args, text, ctx, depth))
     elif name in DOCKER:
