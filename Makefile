@@ -20,7 +20,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 MOLECULE_SCENARIOS ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
-.PHONY: help setup venv testbed demo demo-stack main-job test lint pytest molecule bench bench-db lock clean-testbed
+.PHONY: help setup venv testbed demo main-job test lint pytest molecule bench bench-db bench-backup bench-update \
+	bench-restore lock clean-testbed
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -68,11 +69,19 @@ molecule: setup ## every molecule scenario against throwaway stacks
 	  molecule test -s $$s || exit 1; \
 	done
 
-bench: setup ## every benchmark under bench/ (prints ratios against the manual protocol)
-	@for b in bench/bench_*.sh; do bash "$$b"; done
+bench: bench-backup bench-update bench-restore ## every benchmark (ratios against the manual protocol)
 
 bench-db: setup ## build (or reuse) the ~1 GB benchmark database
 	@bash bench/benchdb.sh
+
+bench-backup: bench-db ## backup.yml against pg_dump > file && gzip, on the ~1 GB database
+	@bash bench/bench_backup.sh
+
+bench-update: setup ## safe_update.yml downtime against the manual update sequence
+	@bash bench/bench_update.sh
+
+bench-restore: bench-db ## restore.yml against the manual EMERGENCY RECOVERY, on the ~1 GB database
+	@bash bench/bench_restore.sh
 
 lock: venv ## re-pin requirements.txt from requirements.in
 	$(BIN)/python -m pip install --quiet -r requirements.in

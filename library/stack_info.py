@@ -11,8 +11,9 @@ description:
     that the database container keeps C(/var/lib/postgresql/data) on the expected named
     volume (C(<project>_postgres_data) by default), not on an anonymous volume, a bind
     mount or the container's own layer.
-  - Returns the volume's identity (name, created-at, mountpoint), which must not change
-    across an update, and the data directory's C(PG_VERSION).
+  - Returns the volume's identity (name, mountpoint, the data directory's inode and the
+    cluster's system identifier), which must not change across an update, and the data
+    directory's C(PG_VERSION).
   - Only reads; safe in check mode.
 version_added: "0.1.0"
 author: datasafe maintainers
@@ -42,6 +43,11 @@ options:
         healthcheck, healthy.
     type: bool
     default: true
+  compare_volume_to:
+    description:
+      - An earlier RV(volume). Any change of its identity (name, mountpoint, data directory
+        inode, cluster system identifier) is a problem, because the database now runs on other data.
+    type: dict
   fail_on_problems:
     description: Fail when the data is not safely on the named volume (see RV(problems)).
     type: bool
@@ -72,11 +78,18 @@ services:
   type: dict
   sample: {"postgres": {"container": "lms-postgres", "status": "running", "running": true, "health": "healthy"}}
 volume:
-  description: Identity of the database volume, or null when it does not exist.
+  description:
+    - The database volume, or null when it does not exist. Its identity is C(name),
+      C(mountpoint), C(data_inode) (the data directory's inode, new only when the volume is
+      recreated) and C(system_identifier) (PostgreSQL's, new only when the cluster is
+      re-initialised); the last two are present while the database runs.
+    - C(created_at) is informational; Docker's local driver reports the data directory's
+      ctime there, which changes whenever PostgreSQL starts.
   returned: success
   type: dict
   sample: {"name": "lms_postgres_data", "created_at": "2026-11-23T21:50:00Z",
-           "mountpoint": "/var/lib/docker/volumes/lms_postgres_data/_data"}
+           "mountpoint": "/var/lib/docker/volumes/lms_postgres_data/_data",
+           "data_inode": 1474562, "system_identifier": "7576195563744862234"}
 data_pg_version:
   description: The major version written in the data directory's PG_VERSION, when the database runs.
   returned: success
@@ -102,6 +115,7 @@ def main():
             volume_name=dict(type="str"),
             data_path=dict(type="str", default=stack.PGDATA),
             require_running=dict(type="bool", default=True),
+            compare_volume_to=dict(type="dict"),
             fail_on_problems=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
@@ -130,6 +144,19 @@ def main():
     if db and db["running"]:
         rc, out, _ = run(["docker", "exec", db["container"], "cat", "%s/PG_VERSION" % p["data_path"]])
         data_pg_version = out.strip() if rc == 0 else None
+        if volume is not None:
+            try:
+                volume.update(stack.data_identity(run, db["container"], p["data_path"]))
+            except stack.DockerError as exc:
+                problems.append(str(exc))
+
+    if p["compare_volume_to"] is not None:
+        changes = stack.identity_changes(p["compare_volume_to"], volume or {})
+        if changes:
+            problems.append(
+                "the database volume changed identity (%s): the database no longer runs on the data it ran on before"
+                % "; ".join(changes)
+            )
 
     result = dict(
         changed=False,

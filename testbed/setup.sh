@@ -66,6 +66,18 @@ ensure_images() {
   "$here/build-images.sh"
 }
 
+ensure_tools() {
+  # age encrypts off-site copies; rsync is an off-site target; git drives the safe update;
+  # crontab installs the nightly jobs (package cron); curl is what operators and tests probe with.
+  local missing=() tool package
+  for tool in age:age rsync:rsync git:git curl:curl crontab:cron; do
+    package=${tool#*:} tool=${tool%%:*}
+    command -v "$tool" >/dev/null || missing+=("$package")
+  done
+  if ((${#missing[@]})); then apt_install "${missing[@]}"; fi
+}
+
+ensure_tools
 ensure_engine
 ensure_compose
 ensure_images

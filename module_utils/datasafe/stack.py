@@ -68,6 +68,38 @@ def volume_identity(run, name):
     }
 
 
+def data_identity(run, db_container, data_path=PGDATA):
+    """What makes the data *this* data, read through the running database container.
+
+    ``docker volume inspect``'s CreatedAt is no identity: the local driver reports the ctime
+    of the volume's ``_data`` directory, which PostgreSQL changes on every start (it creates
+    ``postmaster.pid`` there). The directory's inode changes only when the volume is
+    recreated, and PostgreSQL's ``system_identifier`` only when the cluster is re-initialised.
+    """
+    rc, out, err = run(["docker", "exec", db_container, "stat", "-c", "%i", data_path])
+    if rc != 0:
+        raise DockerError("cannot stat %s in %s: %s" % (data_path, db_container, (err or "").strip()))
+    identity = {"data_inode": int(out.strip())}
+    rc, out, err = run(["docker", "exec", db_container, "pg_controldata", data_path])
+    if rc == 0:
+        for line in out.splitlines():
+            if line.startswith("Database system identifier:"):
+                identity["system_identifier"] = line.split(":", 1)[1].strip()
+    if "system_identifier" not in identity:
+        raise DockerError(
+            "cannot read the cluster's system identifier in %s: %s" % (db_container, (err or out).strip()[:300])
+        )
+    return identity
+
+
+IDENTITY_KEYS = ("name", "mountpoint", "data_inode", "system_identifier")
+
+
+def identity_changes(before, after):
+    """The identity keys whose values differ between two volume descriptions."""
+    return ["%s: %s -> %s" % (k, before.get(k), after.get(k)) for k in IDENTITY_KEYS if before.get(k) != after.get(k)]
+
+
 def volume_problems(db_service, expected_volume, volume, data_path=PGDATA):
     """Reasons the database's data is not safely on the expected named volume (empty when it is)."""
     problems = []

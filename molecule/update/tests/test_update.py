@@ -6,6 +6,7 @@ row is present, then pushes a revert so the next test starts from a good release
 Tests run in file order and share the stack.
 """
 
+import contextlib
 import glob
 import json
 import os
@@ -22,14 +23,28 @@ SEEDED = {"users": 10, "patients": 2000, "visits": 6000, "test_results": 18000, 
 # --- helpers -----------------------------------------------------------------------------
 
 
+RUN_LOGS = os.path.join("/tmp/datasafe-test-logs", os.environ.get("MOLECULE_SCENARIO_NAME", "update"))
+
+
 def playbook(name, *extra):
-    cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], os.path.join(REPO, "playbooks", name)]
-    return subprocess.run(cmd + list(extra), capture_output=True, text=True, check=False)
+    """Run a playbook as an operator would; its whole output is kept under RUN_LOGS."""
+    inventory = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])  # with the linked hosts and group_vars
+    cmd = ["ansible-playbook", "-i", inventory, os.path.join(REPO, "playbooks", name)]
+    proc = subprocess.run(cmd + list(extra), capture_output=True, text=True, check=False)
+    os.makedirs(RUN_LOGS, exist_ok=True)
+    log = os.path.join(RUN_LOGS, "%s-%s.log" % (time.strftime("%H%M%S"), name))
+    with open(log, "w") as handle:
+        handle.write("$ %s\nexit %d\n%s\n%s" % (" ".join(cmd + list(extra)), proc.returncode, proc.stdout, proc.stderr))
+    return proc
 
 
 def git(stack, *args, where="dev"):
-    return subprocess.run(["git", "-C", os.path.join(stack["datasafe_test_root"], where), *args],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", os.path.join(stack["datasafe_test_root"], where), *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
 
 
 def push(stack, message, changes):
@@ -51,31 +66,67 @@ def push(stack, message, changes):
 
 
 def revert_last(stack):
-    git(stack, "-c", "user.name=datasafe-test", "-c", "user.email=test@datasafe.invalid", "revert", "-q", "--no-edit",
-        "HEAD")
+    git(stack, "-c", "user.name=datasafe-test", "-c", "user.email=test@datasafe.invalid", "revert", "--no-edit", "HEAD")
     git(stack, "push", "-q", "origin", "HEAD:main")
 
 
+@contextlib.contextmanager
+def release(stack, message, changes):
+    """A release pushed to the remote for one test, reverted afterwards whatever happens."""
+    push(stack, message, changes)
+    try:
+        yield
+    finally:
+        revert_last(stack)
+
+
 def health(stack):
-    proc = subprocess.run(["curl", "--silent", "--max-time", "5", stack["datasafe_health_url"]],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        ["curl", "--silent", "--max-time", "5", stack["datasafe_health_url"]],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     return json.loads(proc.stdout) if proc.returncode == 0 and proc.stdout else None
 
 
 def counts(stack):
-    sql = ("SELECT json_build_object('users', (SELECT count(*) FROM users), 'patients', (SELECT count(*) FROM patients),"
-           " 'visits', (SELECT count(*) FROM visits), 'test_results', (SELECT count(*) FROM test_results),"
-           " 'invoices', (SELECT count(*) FROM invoices))")
-    out = subprocess.run(["docker", "exec", stack["datasafe_db_container"], "psql", "-X", "-At", "-U", "lms_user",
-                          "-d", "lms_slncity", "-c", sql], capture_output=True, text=True, check=True).stdout
+    sql = (
+        "SELECT json_build_object('users', (SELECT count(*) FROM users), 'patients', (SELECT count(*) FROM patients),"
+        " 'visits', (SELECT count(*) FROM visits), 'test_results', (SELECT count(*) FROM test_results),"
+        " 'invoices', (SELECT count(*) FROM invoices))"
+    )
+    out = subprocess.run(
+        [
+            "docker",
+            "exec",
+            stack["datasafe_db_container"],
+            "psql",
+            "-X",
+            "-At",
+            "-U",
+            "lms_user",
+            "-d",
+            "lms_slncity",
+            "-c",
+            sql,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return json.loads(out)
 
 
 def started_at(stack):
     """When each container of the stack last started: unchanged means nothing was stopped."""
     names = [stack["datasafe_db_container"], stack["datasafe_compose_env"]["LMS_BACKEND_CONTAINER"]]
-    out = subprocess.run(["docker", "inspect", "--format", "{{.Name}} {{.State.StartedAt}}"] + names,
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["docker", "inspect", "--format", "{{.Name}} {{.State.StartedAt}}"] + names,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return dict(line.split() for line in out.splitlines())
 
 
@@ -107,11 +158,19 @@ def test_every_row_is_kept(stack):
     assert counts(stack) == SEEDED
 
 
-def test_volume_identity_is_unchanged(host, stack):
+def test_the_data_is_the_same_data(host, stack):
     before = json.load(open(os.path.join(stack["datasafe_test_root"], "volume_before.json")))
     volume = json.loads(host.check_output("docker volume inspect %s_postgres_data" % stack["datasafe_compose_project"]))
-    assert (volume[0]["Name"], volume[0]["CreatedAt"], volume[0]["Mountpoint"]) == (
-        before["name"], before["created_at"], before["mountpoint"])
+    container = stack["datasafe_db_container"]
+    inode = int(host.check_output("docker exec %s stat -c %%i /var/lib/postgresql/data" % container))
+    control = host.check_output("docker exec %s pg_controldata /var/lib/postgresql/data" % container)
+    system_identifier = control.split("Database system identifier:")[1].split()[0]
+    assert (volume[0]["Name"], volume[0]["Mountpoint"], inode, system_identifier) == (
+        before["name"],
+        before["mountpoint"],
+        before["data_inode"],
+        before["system_identifier"],
+    )
 
 
 def test_a_verified_pre_change_backup_was_taken(stack):
@@ -140,12 +199,11 @@ def test_change_log_documents_before_and_after(stack):
 
 def test_check_mode_shows_the_plan_and_changes_nothing(stack):
     before = (started_at(stack), app_revision(stack), backups(stack), change_log(stack))
-    push(stack, "release 1.2.0", {"backend/VERSION": "1.2.0\n"})
-    run = playbook("safe_update.yml", "--check")
-    assert run.returncode == 0, run.stdout[-3000:]
-    assert "1 new commit(s)" in run.stdout and "docker compose down (volumes kept)" in run.stdout
-    assert (started_at(stack), app_revision(stack), backups(stack), change_log(stack)) == before
-    revert_last(stack)
+    with release(stack, "release 1.2.0", {"backend/VERSION": "1.2.0\n"}):
+        run = playbook("safe_update.yml", "--check")
+        assert run.returncode == 0, run.stdout[-3000:]
+        assert "1 new commit(s)" in run.stdout and "docker compose down (volumes kept)" in run.stdout
+        assert (started_at(stack), app_revision(stack), backups(stack), change_log(stack)) == before
 
 
 def test_dirty_tree_is_refused_before_anything_stops(stack):
@@ -168,9 +226,9 @@ def test_dirty_tree_is_refused_before_anything_stops(stack):
 def test_failing_build_rolls_back_while_the_old_version_serves(stack):
     good = app_revision(stack)
     before = started_at(stack)
-    push(stack, "add a dependency the wheelhouse does not have",
-         {"backend/requirements.txt": lambda old: old + "not-in-the-wheelhouse==9.9.9\n"})
-    run = playbook("safe_update.yml")
+    broken = {"backend/requirements.txt": lambda old: old + "not-in-the-wheelhouse==9.9.9\n"}
+    with release(stack, "add a dependency the wheelhouse does not have", broken):
+        run = playbook("safe_update.yml")
     assert run.returncode != 0
     assert "UPDATE FAILED at Build the new images" in run.stdout
     assert "No row was lost" in run.stdout
@@ -178,17 +236,20 @@ def test_failing_build_rolls_back_while_the_old_version_serves(stack):
     assert started_at(stack) == before, "the old stack was stopped although the build failed first"
     assert health(stack)["version"] == "1.1.0"
     assert counts(stack) == SEEDED
-    revert_last(stack)
+
+
+BROKEN_HEALTH = {
+    "backend/VERSION": "1.3.0\n",
+    "backend/lms_backend/app.py": lambda old: old.replace(
+        "def health():\n", 'def health():\n    return jsonify(status="broken"), 500\n', 1
+    ),
+}
 
 
 def test_failing_health_after_up_rolls_back(stack):
     good = app_revision(stack)
-    push(stack, "release 1.3.0 with a broken health endpoint", {
-        "backend/VERSION": "1.3.0\n",
-        "backend/lms_backend/app.py": lambda old: old.replace(
-            "def health():\n", "def health():\n    return jsonify(status=\"broken\"), 500\n", 1),
-    })
-    run = playbook("safe_update.yml", "-e", "datasafe_update_wait_timeout=30")
+    with release(stack, "release 1.3.0 with a broken health endpoint", BROKEN_HEALTH):
+        run = playbook("safe_update.yml", "-e", "datasafe_update_wait_timeout=30")
     assert run.returncode != 0
     assert "UPDATE FAILED" in run.stdout and "Rolled back to %s" % good[:12] in run.stdout
     assert app_revision(stack) == good
@@ -196,68 +257,66 @@ def test_failing_health_after_up_rolls_back(stack):
     assert counts(stack) == SEEDED
     _, events = change_log(stack)
     assert events[-1]["outcome"] == "rolled_back"
-    revert_last(stack)
 
 
-MIGRATION = '''
+MIGRATION = """
 # release 2.0.0 "migration": archives old results by deleting them (the bug under test)
 _conn = _connect()
 _conn.run("DELETE FROM test_results WHERE id > 17900")
 _conn.close()
-'''
+"""
+
+
+def destructive_release(version):
+    return {"backend/VERSION": version + "\n", "backend/lms_backend/app.py": lambda old: old + MIGRATION}
 
 
 def test_migration_that_deletes_rows_is_caught_and_restored_when_allowed(stack):
-    push(stack, "release 2.0.0 with a destructive migration", {
-        "backend/VERSION": "2.0.0\n",
-        "backend/lms_backend/app.py": lambda old: old + MIGRATION,
-    })
-    run = playbook("safe_update.yml", "-e", "datasafe_update_restore_on_data_loss=true")
+    with release(stack, "release 2.0.0 with a destructive migration", destructive_release("2.0.0")):
+        run = playbook("safe_update.yml", "-e", "datasafe_update_restore_on_data_loss=true")
     assert run.returncode != 0
     assert "lost 100 row(s)" in run.stdout
     assert "ROWS WERE LOST: test_results; restored from" in run.stdout
     assert health(stack)["version"] == "1.1.0"
     assert counts(stack) == SEEDED
-    revert_last(stack)
 
 
 def test_migration_that_deletes_rows_is_caught_and_the_restore_command_printed(stack):
-    push(stack, "release 2.0.1 with the same destructive migration", {
-        "backend/VERSION": "2.0.1\n",
-        "backend/lms_backend/app.py": lambda old: old + MIGRATION,
-    })
-    run = playbook("safe_update.yml")
+    with release(stack, "release 2.0.1 with the same destructive migration", destructive_release("2.0.1")):
+        run = playbook("safe_update.yml")
     assert run.returncode != 0
     assert "lost 100 row(s)" in run.stdout
     assert "NOT restored automatically" in run.stdout
     assert health(stack)["version"] == "1.1.0"
     assert counts(stack)["test_results"] == SEEDED["test_results"] - 100
     # The printed command is the way back: run it as the operator would.
-    command = run.stdout.split("To restore the pre-change backup: ", 1)[1].split("ansible-playbook ", 1)[1]
-    args = command.split()[: command.split().index("-e") + 4]
-    backup = [a for a in args if a.startswith("datasafe_restore_backup=")][0].split("=", 1)[1]
-    restore = playbook("restore.yml", "-e", "datasafe_restore_backup=%s" % backup,
-                       "-e", "datasafe_restore_confirm=lms_slncity")
+    printed = run.stdout.split("To restore the pre-change backup: ", 1)[1].split()
+    backup = next(a for a in printed if a.startswith("datasafe_restore_backup=")).split("=", 1)[1]
+    confirm = next(a for a in printed if a.startswith("datasafe_restore_confirm=")).split("=", 1)[1]
+    assert confirm == "lms_slncity" and os.path.exists(backup)
+    restore = playbook(
+        "restore.yml", "-e", "datasafe_restore_backup=%s" % backup, "-e", "datasafe_restore_confirm=%s" % confirm
+    )
     assert restore.returncode == 0, restore.stdout[-3000:]
     assert counts(stack) == SEEDED
-    revert_last(stack)
+    assert health(stack)["version"] == "1.1.0"
 
 
 # --- one change at a time ----------------------------------------------------------------------
 
 
 def test_a_second_update_at_the_same_time_is_refused(stack):
-    push(stack, "release 1.4.0", {"backend/VERSION": "1.4.0\n"})
     lock = os.path.expanduser("~/.datasafe/%s.lock" % stack["datasafe_compose_project"])
     results = {}
-    first = threading.Thread(target=lambda: results.setdefault("first", playbook("safe_update.yml")))
-    first.start()
-    deadline = time.monotonic() + 120
-    while not os.path.exists(lock) and time.monotonic() < deadline and first.is_alive():
-        time.sleep(0.2)
-    assert os.path.exists(lock), "the first update never took the lock"
-    second = playbook("safe_update.yml")
-    first.join(timeout=600)
+    with release(stack, "release 1.4.0", {"backend/VERSION": "1.4.0\n"}):
+        first = threading.Thread(target=lambda: results.setdefault("first", playbook("safe_update.yml")))
+        first.start()
+        deadline = time.monotonic() + 120
+        while not os.path.exists(lock) and time.monotonic() < deadline and first.is_alive():
+            time.sleep(0.2)
+        assert os.path.exists(lock), "the first update never took the lock"
+        second = playbook("safe_update.yml")
+        first.join(timeout=600)
     assert second.returncode != 0
     assert "another run is in progress" in second.stdout
     assert results["first"].returncode == 0, results["first"].stdout[-3000:]
