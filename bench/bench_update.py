@@ -22,15 +22,25 @@ import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAME = "benchupdate"
-ENV = dict(os.environ, MOLECULE_SCENARIO_NAME=NAME, DATASAFE_TEST_SLOT="20", MOLECULE_PROJECT_DIRECTORY=REPO,
-           ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"))
+ENV = dict(
+    os.environ,
+    MOLECULE_SCENARIO_NAME=NAME,
+    DATASAFE_TEST_SLOT="20",
+    MOLECULE_PROJECT_DIRECTORY=REPO,
+    ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
+)
 INVENTORY = os.path.join(REPO, "molecule", "resources", "inventory", "hosts.yml")
 ROOT = "/var/tmp/datasafe-molecule/%s" % NAME
 PROJECT = "dstest-%s" % NAME
 APP = os.path.join(ROOT, "app")
-COMPOSE_ENV = {"COMPOSE_PROJECT_NAME": PROJECT, "LMS_DB_CONTAINER": "%s-pg" % PROJECT,
-               "LMS_BACKEND_CONTAINER": "%s-backend" % PROJECT, "LMS_DB_PORT": "56200", "LMS_BACKEND_PORT": "56201",
-               "LMS_BACKEND_IMAGE": "lms-backend:%s" % PROJECT}
+COMPOSE_ENV = {
+    "COMPOSE_PROJECT_NAME": PROJECT,
+    "LMS_DB_CONTAINER": "%s-pg" % PROJECT,
+    "LMS_BACKEND_CONTAINER": "%s-backend" % PROJECT,
+    "LMS_DB_PORT": "56200",
+    "LMS_BACKEND_PORT": "56201",
+    "LMS_BACKEND_IMAGE": "lms-backend:%s" % PROJECT,
+}
 HEALTH = "http://127.0.0.1:56201/health"
 
 
@@ -108,8 +118,11 @@ def manual_update(version):
     with Prober(version) as probe:
         start = time.monotonic()
         with open(dump, "w") as out:
-            subprocess.run(["docker", "exec", COMPOSE_ENV["LMS_DB_CONTAINER"], "pg_dump", "-U", "lms_user",
-                            "lms_slncity"], stdout=out, check=True)
+            subprocess.run(
+                ["docker", "exec", COMPOSE_ENV["LMS_DB_CONTAINER"], "pg_dump", "-U", "lms_user", "lms_slncity"],
+                stdout=out,
+                check=True,
+            )
         run(["gzip", dump])
         run(["git", "-C", APP, "pull", "-q", "origin", "main"], env=env)
         run(compose + ["down"], env=env)
@@ -135,10 +148,13 @@ def main():
         ours_down, ours_total = datasafe_update("1.2.0")
         print("datasafe downtime %6.2f s (whole procedure %6.1f s)" % (ours_down, ours_total), flush=True)
     finally:
-        subprocess.run([os.path.join(REPO, "testbed", "remove-test-stack.sh"), PROJECT, ROOT],
-                       capture_output=True, check=False)
-    print("update ratio %.2f (datasafe %.2f s / manual %.2f s downtime)" % (ours_down / manual_down, ours_down,
-                                                                          manual_down))
+        subprocess.run(
+            [os.path.join(REPO, "testbed", "remove-test-stack.sh"), PROJECT, ROOT], capture_output=True, check=False
+        )
+    print(
+        "update ratio %.2f (datasafe %.2f s / manual %.2f s downtime)"
+        % (ours_down / manual_down, ours_down, manual_down)
+    )
 
 
 if __name__ == "__main__":

@@ -206,8 +206,10 @@ def main():
     )
     if not guard_cmd.available():
         # fail closed: without the parsers nothing can be verified, so nothing runs
-        module.fail_json(msg=missing_required_lib("bashlex and pglast"),
-                         exception=str(guard_cmd.BASHLEX_IMPORT_ERROR or guard_cmd.guard_sql.PGLAST_IMPORT_ERROR))
+        module.fail_json(
+            msg=missing_required_lib("bashlex and pglast"),
+            exception=str(guard_cmd.BASHLEX_IMPORT_ERROR or guard_cmd.guard_sql.PGLAST_IMPORT_ERROR),
+        )
     p = module.params
     result = dict(changed=False, findings=[], refused=False, executed=False)
     if p["argv"] is not None and not p["argv"]:
@@ -223,8 +225,14 @@ def main():
     if p["chdir"]:
         os.chdir(p["chdir"])  # relative SQL file names given to psql are read from there
     try:
-        findings = guard_cmd.judge(line=p["cmd"], argv=p["argv"], deny_rules=rules, read_files=p["read_sql_files"],
-                                   protected_paths=p["protected_paths"], stdin=p["stdin"])
+        findings = guard_cmd.judge(
+            line=p["cmd"],
+            argv=p["argv"],
+            deny_rules=rules,
+            read_files=p["read_sql_files"],
+            protected_paths=p["protected_paths"],
+            stdin=p["stdin"],
+        )
     finally:
         os.chdir(cwd_before)
     result["findings"] = [f.to_dict() for f in findings]

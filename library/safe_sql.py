@@ -180,9 +180,24 @@ from ansible.module_utils.datasafe import breakglass, container, guard, guard_sq
 
 DML = ("InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt")
 # Statements that only touch the session, never stored data or schema.
-SESSION_ONLY = ("SelectStmt", "VariableSetStmt", "VariableShowStmt", "TransactionStmt", "ExplainStmt",
-                "PrepareStmt", "DeallocateStmt", "ListenStmt", "UnlistenStmt", "NotifyStmt", "DiscardStmt",
-                "CheckPointStmt", "LockStmt", "DeclareCursorStmt", "FetchStmt", "ClosePortalStmt")
+SESSION_ONLY = (
+    "SelectStmt",
+    "VariableSetStmt",
+    "VariableShowStmt",
+    "TransactionStmt",
+    "ExplainStmt",
+    "PrepareStmt",
+    "DeallocateStmt",
+    "ListenStmt",
+    "UnlistenStmt",
+    "NotifyStmt",
+    "DiscardStmt",
+    "CheckPointStmt",
+    "LockStmt",
+    "DeclareCursorStmt",
+    "FetchStmt",
+    "ClosePortalStmt",
+)
 
 
 def build_script(kinds, marker, wrap):
@@ -277,9 +292,12 @@ def main():
     wrappable = all(k["transactional"] for k in kinds)
     would_change = not all(k["read_only"] or k["type"] in SESSION_ONLY for k in kinds)
     if module.check_mode and not wrappable:
-        result.update(changed=would_change, statements=[dict(k, row_count=None, rows=[]) for k in kinds],
-                      msg="check mode: not run, because it cannot be rolled back (statements that cannot run "
-                          "in a transaction, or BEGIN/COMMIT of its own)")
+        result.update(
+            changed=would_change,
+            statements=[dict(k, row_count=None, rows=[]) for k in kinds],
+            msg="check mode: not run, because it cannot be rolled back (statements that cannot run "
+            "in a transaction, or BEGIN/COMMIT of its own)",
+        )
         module.exit_json(**result)
 
     if module.check_mode:
@@ -292,8 +310,11 @@ def main():
     run = container.module_runner(module)
     rc, out, err = run(argv, data=script)
     statements, unfinished = parse_output(out, marker, kinds)
-    result.update(executed=True, statements=statements, transaction={"ROLLBACK": "rollback", "COMMIT": "commit",
-                                                                          None: "none"}[wrap])
+    result.update(
+        executed=True,
+        statements=statements,
+        transaction={"ROLLBACK": "rollback", "COMMIT": "commit", None: "none"}[wrap],
+    )
     result["rows_affected"] = sum(s["row_count"] or 0 for s in statements if s["type"] in DML)
     if rc != 0:
         failed_at = unfinished if unfinished is not None else len(statements)
@@ -301,9 +322,14 @@ def main():
         kept = [] if wrap else statements
         result["changed"] = any(statement_changed(s) for s in kept) and not module.check_mode
         breakglass.log_outcome(module, "safe_sql", evidence, "failed", rc=rc)
-        module.fail_json(msg="psql failed (exit %d) at statement %d of %d: %s" % (
-            rc, failed_at + 1, len(kinds), (err or "").strip() or "no error output"),
-            rc=rc, stderr=err, failed_statement=kinds[min(failed_at, len(kinds) - 1)]["statement"], **result)
+        module.fail_json(
+            msg="psql failed (exit %d) at statement %d of %d: %s"
+            % (rc, failed_at + 1, len(kinds), (err or "").strip() or "no error output"),
+            rc=rc,
+            stderr=err,
+            failed_statement=kinds[min(failed_at, len(kinds) - 1)]["statement"],
+            **result,
+        )
     result["changed"] = any(statement_changed(s) for s in statements)
     breakglass.log_outcome(module, "safe_sql", evidence, "succeeded", rows_affected=result["rows_affected"])
     module.exit_json(**result)

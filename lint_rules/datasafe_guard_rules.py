@@ -150,9 +150,11 @@ class CommandGuardRule(AnsibleLintRule):
     """shell/command/raw (and safe_command) tasks the command guard refuses."""
 
     id = "datasafe-command-guard"
-    description = ("A shell, command, raw or safe_command task runs a command that datasafe's command guard "
-                   "refuses (docker compose down -v, docker volume rm/prune, setup scripts, rm of the volume, ...). "
-                   "SQL given to psql inside such a task is reported by datasafe-sql-guard.")
+    description = (
+        "A shell, command, raw or safe_command task runs a command that datasafe's command guard "
+        "refuses (docker compose down -v, docker volume rm/prune, setup scripts, rm of the volume, ...). "
+        "SQL given to psql inside such a task is reported by datasafe-sql-guard."
+    )
     severity = "VERY_HIGH"
     tags = ["datasafe", "data-loss", "command-shell"]
     version_changed = "0.1.0"
@@ -166,9 +168,11 @@ class SqlGuardRule(AnsibleLintRule):
     """postgresql_query / postgresql_script / safe_sql with SQL the SQL guard refuses."""
 
     id = "datasafe-sql-guard"
-    description = ("A postgresql_query, postgresql_script or safe_sql task, or psql inside a shell/command/raw "
-                   "task, runs SQL that datasafe's SQL guard refuses (TRUNCATE, DROP TABLE/DATABASE, "
-                   "DELETE/UPDATE without a real WHERE, ...).")
+    description = (
+        "A postgresql_query, postgresql_script or safe_sql task, or psql inside a shell/command/raw "
+        "task, runs SQL that datasafe's SQL guard refuses (TRUNCATE, DROP TABLE/DATABASE, "
+        "DELETE/UPDATE without a real WHERE, ...)."
+    )
     severity = "VERY_HIGH"
     tags = ["datasafe", "data-loss"]
     version_changed = "0.1.0"
@@ -209,11 +213,14 @@ class SqlGuardRule(AnsibleLintRule):
         candidates = [path]
         if file is not None and not os.path.isabs(path):
             base = os.path.dirname(str(file.path))
-            candidates = [os.path.join(base, path), os.path.join(base, "files", path),
-                          os.path.join(base, "..", "files", path), path]
+            candidates = [
+                os.path.join(base, path),
+                os.path.join(base, "files", path),
+                os.path.join(base, "..", "files", path),
+                path,
+            ]
         for candidate in candidates:
             if os.path.isfile(candidate):
                 with open(candidate, encoding="utf-8", errors="replace") as handle:
                     return handle.read()
         return None
-

@@ -43,10 +43,38 @@ SHELLS = {"bash", "sh", "dash", "zsh", "ksh", "ash", "mksh", "busybox"}
 # Programs that run the rest of their arguments as a command (options in between are skipped
 # by judging every suffix, so unknown options cannot hide the wrapped command).
 ARGV_WRAPPERS = {
-    "sudo", "doas", "env", "nohup", "time", "timeout", "nice", "ionice", "stdbuf", "exec", "command",
-    "builtin", "xargs", "setsid", "flock", "runuser", "chroot", "strace", "ltrace", "unbuffer",
-    "systemd-run", "chpst", "taskset", "chrt", "numactl", "cgexec", "firejail", "caffeinate", "then",
-    "do", "else", "parallel",
+    "sudo",
+    "doas",
+    "env",
+    "nohup",
+    "time",
+    "timeout",
+    "nice",
+    "ionice",
+    "stdbuf",
+    "exec",
+    "command",
+    "builtin",
+    "xargs",
+    "setsid",
+    "flock",
+    "runuser",
+    "chroot",
+    "strace",
+    "ltrace",
+    "unbuffer",
+    "systemd-run",
+    "chpst",
+    "taskset",
+    "chrt",
+    "numactl",
+    "cgexec",
+    "firejail",
+    "caffeinate",
+    "then",
+    "do",
+    "else",
+    "parallel",
 }
 # Programs that join their arguments into a command line run by a shell.
 LINE_WRAPPERS = {"eval", "ssh", "watch"}
@@ -58,14 +86,55 @@ _GLOB = re.compile(r"[*?\[]")
 _MAX_DEPTH = 8
 
 # docker's and compose's options that take a value (so their value is not mistaken for a subcommand)
-_DOCKER_GLOBAL_VALUE = {"-H", "--host", "-c", "--context", "--config", "-l", "--log-level", "--tlscacert",
-                        "--tlscert", "--tlskey"}
-_COMPOSE_GLOBAL_VALUE = {"-f", "--file", "-p", "--project-name", "--env-file", "--profile", "--project-directory",
-                         "--ansi", "--progress", "--parallel", "-c", "--context", "-H", "--host", "--log-level",
-                         "--tlscacert", "--tlscert", "--tlskey"}
+_DOCKER_GLOBAL_VALUE = {
+    "-H",
+    "--host",
+    "-c",
+    "--context",
+    "--config",
+    "-l",
+    "--log-level",
+    "--tlscacert",
+    "--tlscert",
+    "--tlskey",
+}
+_COMPOSE_GLOBAL_VALUE = {
+    "-f",
+    "--file",
+    "-p",
+    "--project-name",
+    "--env-file",
+    "--profile",
+    "--project-directory",
+    "--ansi",
+    "--progress",
+    "--parallel",
+    "-c",
+    "--context",
+    "-H",
+    "--host",
+    "--log-level",
+    "--tlscacert",
+    "--tlscert",
+    "--tlskey",
+}
 _PSQL_SHORT_VALUE = set("cdfhLopPRTUvF")
-_PSQL_LONG_VALUE = {"command", "dbname", "file", "host", "log-file", "output", "port", "pset", "record-separator",
-                    "table-attr", "username", "variable", "set", "field-separator"}
+_PSQL_LONG_VALUE = {
+    "command",
+    "dbname",
+    "file",
+    "host",
+    "log-file",
+    "output",
+    "port",
+    "pset",
+    "record-separator",
+    "table-attr",
+    "username",
+    "variable",
+    "set",
+    "field-separator",
+}
 _PG_RESTORE_SHORT_VALUE = set("dfFIjLnNPStTUhpW")
 
 
@@ -108,8 +177,10 @@ def judge(line=None, argv=None, deny_rules=(), read_files=False, protected_paths
     will read on its standard input (judged as SQL by psql, as a command line by a shell).
     """
     if not available():
-        raise RuntimeError("bashlex and pglast are required for the command guard: %s"
-                           % (BASHLEX_IMPORT_ERROR or guard_sql.PGLAST_IMPORT_ERROR))
+        raise RuntimeError(
+            "bashlex and pglast are required for the command guard: %s"
+            % (BASHLEX_IMPORT_ERROR or guard_sql.PGLAST_IMPORT_ERROR)
+        )
     ctx = Context(deny_rules, read_files, PROTECTED_PATHS + tuple(protected_paths))
     if stdin is not None:
         ctx.stdin = ("text", str(stdin))
@@ -223,8 +294,10 @@ def _words(node):
     out = []
     for part in node.parts:
         if part.kind == "word":
-            dynamic = any(p.kind in ("parameter", "commandsubstitution", "processsubstitution")
-                          for p in getattr(part, "parts", ()) or ())
+            dynamic = any(
+                p.kind in ("parameter", "commandsubstitution", "processsubstitution")
+                for p in getattr(part, "parts", ()) or ()
+            )
             out.append(Word.make(part.word, dynamic))
     return out
 
@@ -253,7 +326,7 @@ def _simple_command(node, line, ctx, depth):
         findings.extend(_visit(inner, line, ctx, depth + 1))
         ctx.stdin = saved
     words = _words(node)
-    text = line[node.pos[0]:node.pos[1]] if node.pos[1] <= len(line) else " ".join(words)
+    text = line[node.pos[0] : node.pos[1]] if node.pos[1] <= len(line) else " ".join(words)
     stdin = ctx.stdin
     for redirect in (p for p in node.parts if p.kind == "redirect"):
         if redirect.type == "<<<" and hasattr(redirect.output, "word"):
@@ -285,6 +358,7 @@ def _simple_command(node, line, ctx, depth):
 # --------------------------------------------------------------------------------------------
 # argv judgement
 # --------------------------------------------------------------------------------------------
+
 
 def _judge_argv(words, text, ctx, depth):
     key = (tuple(words), ctx.stdin and (ctx.stdin[0], str(ctx.stdin[1])), ctx.cwd, depth > _MAX_DEPTH)
@@ -438,6 +512,7 @@ def _shell(name, args, text, ctx, depth):
 
 # --- docker ---------------------------------------------------------------------------------
 
+
 def _skip_options(args, value_opts):
     """Index of the first operand, skipping options (and the values of ``value_opts``)."""
     i = 0
@@ -475,14 +550,14 @@ def _docker(args, text, ctx, depth):
     i = _skip_options(args, _DOCKER_GLOBAL_VALUE)
     if i >= len(args):
         return []
-    sub, rest = args[i], args[i + 1:]
+    sub, rest = args[i], args[i + 1 :]
     if sub == "compose":
         return _compose(rest, text, ctx, depth)
     if sub in ("container", "volume", "system", "image", "network"):
         j = _skip_options(rest, set())
         if j >= len(rest):
             return []
-        group, sub, rest = sub, rest[j], rest[j + 1:]
+        group, sub, rest = sub, rest[j], rest[j + 1 :]
     else:
         group = "container"
     findings = []
@@ -490,8 +565,12 @@ def _docker(args, text, ctx, depth):
         findings.append(Finding("cmd-docker-volume-rm", text))
     elif group == "volume" and sub == "prune":
         findings.append(Finding("cmd-docker-volume-prune", text))
-    elif group == "system" and sub == "prune" and _has_volumes_flag(rest, long_prefix_ok=False) and any(
-            a.startswith("--volumes") for a in rest):
+    elif (
+        group == "system"
+        and sub == "prune"
+        and _has_volumes_flag(rest, long_prefix_ok=False)
+        and any(a.startswith("--volumes") for a in rest)
+    ):
         findings.append(Finding("cmd-docker-system-prune-volumes", text))
     elif group == "container" and sub in ("rm", "remove") and _has_volumes_flag(rest, long_prefix_ok=False):
         findings.append(Finding("cmd-docker-rm-volumes", text))
@@ -541,7 +620,7 @@ def _compose(args, text, ctx, depth):
     i = _skip_options(args, _COMPOSE_GLOBAL_VALUE)
     if i >= len(args):
         return []
-    sub, rest = args[i], args[i + 1:]
+    sub, rest = args[i], args[i + 1 :]
     if sub == "down" and _has_volumes_flag(rest):
         return [Finding("cmd-compose-down-volumes", text)]
     if sub == "rm" and _has_volumes_flag(rest):
@@ -552,6 +631,7 @@ def _compose(args, text, ctx, depth):
 
 
 # --- PostgreSQL client programs -----------------------------------------------------------------
+
 
 def _psql(args, text, ctx):
     """psql's options as getopt_long reads them: anywhere, combined (``-Xc``), attached (``-cSQL``)."""
@@ -572,7 +652,7 @@ def _psql(args, text, ctx):
         elif a.startswith("-") and len(a) > 1:
             for k, ch in enumerate(a[1:], start=1):
                 if ch in _PSQL_SHORT_VALUE:
-                    value = a[k + 1:]
+                    value = a[k + 1 :]
                     if not value:
                         value = args[i + 1] if i + 1 < len(args) else ""
                         i += 1
@@ -625,11 +705,18 @@ def _sql_file(path, text, ctx):
 def _pg_restore(args, text):
     """pg_restore --clean drops every object before recreating it; into a live database that is data loss."""
     target_db = any(a in ("-d", "--dbname") or a.startswith(("--dbname=", "-d")) for a in args)
-    clean = any(a in ("--clean",) or (a.startswith("-") and not a.startswith("--") and "c" in _short_flags(a))
-                for a in args)
+    clean = any(
+        a in ("--clean",) or (a.startswith("-") and not a.startswith("--") and "c" in _short_flags(a)) for a in args
+    )
     if target_db and clean:
-        return [Finding("sql-drop-table", text, "pg_restore --clean drops every table before restoring it",
-                        "restore into a new database beside the current one (playbooks/restore.yml)")]
+        return [
+            Finding(
+                "sql-drop-table",
+                text,
+                "pg_restore --clean drops every table before restoring it",
+                "restore into a new database beside the current one (playbooks/restore.yml)",
+            )
+        ]
     return []
 
 
@@ -644,12 +731,13 @@ def _short_flags(a):
 
 # --- deleting files -------------------------------------------------------------------------
 
+
 def _deleter(name, args, text, ctx):
     operands, i = [], 0
     while i < len(args):
         a = args[i]
         if a == "--":
-            operands.extend(args[i + 1:])
+            operands.extend(args[i + 1 :])
             break
         if a.startswith("-") and len(a) > 1:
             if name == "truncate" and a in ("-s", "-r", "--size", "--reference"):
@@ -704,7 +792,7 @@ def _protected(path, ctx):
             rel = posixpath.normpath(raw).lstrip("./").strip("/")
             return "/" in rel and any(p.endswith("/" + rel) or ("/" + rel + "/") in (p + "/") for p in ctx.protected)
     glob_at = _GLOB.search(raw)
-    literal = raw[:glob_at.start()] if glob_at else raw
+    literal = raw[: glob_at.start()] if glob_at else raw
     if glob_at:
         literal = posixpath.dirname(literal) or "/"
     norm = posixpath.normpath(literal) if literal not in ("", "/") else "/"

@@ -36,8 +36,17 @@ _DROP_RULES = {
 _CASCADE_OK = {"OBJECT_VIEW", "OBJECT_INDEX"}
 
 # Statements PostgreSQL refuses to run inside a transaction block (safe_sql's check mode needs to know).
-_NON_TRANSACTIONAL = ("VacuumStmt", "CreatedbStmt", "DropdbStmt", "AlterSystemStmt", "CreateTableSpaceStmt",
-                      "DropTableSpaceStmt", "ReindexStmt", "CreateSubscriptionStmt", "DropSubscriptionStmt")
+_NON_TRANSACTIONAL = (
+    "VacuumStmt",
+    "CreatedbStmt",
+    "DropdbStmt",
+    "AlterSystemStmt",
+    "CreateTableSpaceStmt",
+    "DropTableSpaceStmt",
+    "ReindexStmt",
+    "CreateSubscriptionStmt",
+    "DropSubscriptionStmt",
+)
 
 
 def available():
@@ -82,6 +91,7 @@ def _walk(node):
 # --------------------------------------------------------------------------------------------
 # Constant folding: is a WHERE clause the same for every row?
 # --------------------------------------------------------------------------------------------
+
 
 def _const_value(c):
     if c.isnull:
@@ -331,9 +341,12 @@ class Folder:
             return UNKNOWN
         kind = _enum_name(n.booltesttype)
         return {
-            "IS_TRUE": v is True, "IS_NOT_TRUE": v is not True,
-            "IS_FALSE": v is False, "IS_NOT_FALSE": v is not False,
-            "IS_UNKNOWN": v is None, "IS_NOT_UNKNOWN": v is not None,
+            "IS_TRUE": v is True,
+            "IS_NOT_TRUE": v is not True,
+            "IS_FALSE": v is False,
+            "IS_NOT_FALSE": v is not False,
+            "IS_UNKNOWN": v is None,
+            "IS_NOT_UNKNOWN": v is not None,
         }.get(kind, UNKNOWN)
 
     def _fold_CoalesceExpr(self, n):
@@ -475,6 +488,7 @@ def _restricts(expr, folder):
 # Statement checks
 # --------------------------------------------------------------------------------------------
 
+
 def _target_names(relation):
     names = {relation.relname}
     if relation.alias is not None:
@@ -532,7 +546,8 @@ def _plpgsql_findings(tree, text, depth):
         elif isinstance(n, dict):
             for key, value in n.items():
                 if key in ("PLpgSQL_stmt_dynexecute", "PLpgSQL_stmt_dynfors") or (
-                        key == "PLpgSQL_stmt_open" and isinstance(value, dict) and "dynquery" in value):
+                    key == "PLpgSQL_stmt_open" and isinstance(value, dict) and "dynquery" in value
+                ):
                     findings.append(Finding("sql-dynamic", text, "the function runs EXECUTE of dynamic SQL"))
                 if key == "PLpgSQL_expr" and isinstance(value, dict) and value.get("parseMode", 0) == 0:
                     findings.extend(_judge(value.get("query", ""), depth + 1, context=text))
@@ -664,25 +679,35 @@ def statement_kinds(sql):
     for raw in pglast.parse_sql(sql):
         node = raw.stmt
         kind = _name(node)
-        in_tx = kind not in _NON_TRANSACTIONAL and not (
-            kind == "IndexStmt" and node.concurrent) and not (
-            kind == "DropStmt" and node.concurrent) and not (
-            kind == "ReindexStmt") and kind != "TransactionStmt"
-        out.append({
-            "statement": _statement_text(sql, raw),
-            "type": kind,
-            "transactional": in_tx,
-            "transaction_control": kind == "TransactionStmt",
-            "read_only": _read_only(node),
-        })
+        in_tx = (
+            kind not in _NON_TRANSACTIONAL
+            and not (kind == "IndexStmt" and node.concurrent)
+            and not (kind == "DropStmt" and node.concurrent)
+            and not (kind == "ReindexStmt")
+            and kind != "TransactionStmt"
+        )
+        out.append(
+            {
+                "statement": _statement_text(sql, raw),
+                "type": kind,
+                "transactional": in_tx,
+                "transaction_control": kind == "TransactionStmt",
+                "read_only": _read_only(node),
+            }
+        )
     return out
 
 
 def _read_only(node):
     kind = _name(node)
     if kind == "SelectStmt":
-        return node.intoClause is None and node.lockingClause is None and not any(
-            isinstance(n, (ast.DeleteStmt, ast.UpdateStmt, ast.InsertStmt, ast.MergeStmt)) for n in _walk(node))
+        return (
+            node.intoClause is None
+            and node.lockingClause is None
+            and not any(
+                isinstance(n, (ast.DeleteStmt, ast.UpdateStmt, ast.InsertStmt, ast.MergeStmt)) for n in _walk(node)
+            )
+        )
     if kind == "ExplainStmt":
         analyze = any(o.defname == "analyze" for o in node.options or ())
         return not analyze or _read_only(node.query)

@@ -30,9 +30,21 @@ def run_playbook(plays, workdir, extra_env=None):
     )
     # workdir as cwd: the repository's ansible.cfg (inventory, profile callback) stays out of the way
     proc = subprocess.run(
-        [os.path.join(BIN, "ansible-playbook"), "-i", "localhost,", "-c", "local",
-         "-e", "ansible_python_interpreter=%s" % sys.executable, playbook],
-        cwd=workdir, env=env, capture_output=True, text=True, check=False,
+        [
+            os.path.join(BIN, "ansible-playbook"),
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            "-e",
+            "ansible_python_interpreter=%s" % sys.executable,
+            playbook,
+        ],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     try:
         report = json.loads(proc.stdout)

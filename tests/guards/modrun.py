@@ -29,8 +29,11 @@ def run_module(name, args, check_mode=False):
     """Return the module's result dict (``failed`` says whether it failed)."""
     module = importlib.import_module(name)
     args = dict(args, _ansible_check_mode=check_mode)
-    with patch_module_args(args), mock.patch.object(basic.AnsibleModule, "exit_json", _exit_json), \
-            mock.patch.object(basic.AnsibleModule, "fail_json", _fail_json):
+    with (
+        patch_module_args(args),
+        mock.patch.object(basic.AnsibleModule, "exit_json", _exit_json),
+        mock.patch.object(basic.AnsibleModule, "fail_json", _fail_json),
+    ):
         try:
             module.main()
         except ModuleExit as done:

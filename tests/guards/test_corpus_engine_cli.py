@@ -65,8 +65,11 @@ def test_cli_agrees_with_the_corpus_on_sql(tmp_path):
     for line in err.splitlines():
         name, _, rest = line.partition(": ")
         by_file.setdefault(name, []).append(rest.split(":")[0])
-    wrong = [(sql, rule, by_file.get(name)) for name, (sql, rule) in zip(names, entries)
-             if (rule is None and name in by_file) or (rule is not None and rule not in by_file.get(name, []))]
+    wrong = [
+        (sql, rule, by_file.get(name))
+        for name, (sql, rule) in zip(names, entries)
+        if (rule is None and name in by_file) or (rule is not None and rule not in by_file.get(name, []))
+    ]
     assert wrong == []
     assert _cli(["sql", *[n for n, (_, r) in zip(names, entries) if r is None]])[0] == 0
 
@@ -104,8 +107,10 @@ def test_cli_sql_files(tmp_path):
     assert rc == 3 and "0002_bad.sql: sql-delete-without-where" in err
 
 
-@pytest.mark.parametrize("args", [[], ["sql"], ["cmd"], ["frobnicate", "x"], ["sql", "/no/such/file.sql"],
-                                  ["cmd", "docker", "compose", "down"]])
+@pytest.mark.parametrize(
+    "args",
+    [[], ["sql"], ["cmd"], ["frobnicate", "x"], ["sql", "/no/such/file.sql"], ["cmd", "docker", "compose", "down"]],
+)
 def test_cli_usage_errors_exit_2(args):
     assert _cli(args)[0] == 2
 
@@ -115,7 +120,8 @@ def test_cli_project_deny_rules(tmp_path):
     rules.write_text(
         "datasafe_guard_deny_rules:\n"
         "  - {id: custom-no-reboot, argv_prefix: [reboot], reason: 'reboots page the on-call'}\n"
-        "  - {id: custom-no-audit-delete, applies_to: sql, regex: '(?i)delete\\s+from\\s+audit_log'}\n")
+        "  - {id: custom-no-audit-delete, applies_to: sql, regex: '(?i)delete\\s+from\\s+audit_log'}\n"
+    )
     rc, err = _cli(["--deny-rules", str(rules), "cmd", "sudo reboot now"])
     assert rc == 3 and err.startswith("custom-no-reboot: reboots page the on-call")
     rc, err = _cli(["--deny-rules", str(rules), "sql", "-"], "DELETE FROM audit_log WHERE id = 1")
@@ -128,6 +134,7 @@ def test_cli_project_deny_rules(tmp_path):
 
 
 def test_cli_works_from_another_directory(tmp_path):
-    proc = subprocess.run([CLI, "cmd", "docker volume prune"], cwd=tmp_path, capture_output=True, text=True,
-                          check=False)
+    proc = subprocess.run(
+        [CLI, "cmd", "docker volume prune"], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 3 and proc.stderr.startswith("cmd-docker-volume-prune")

@@ -14,14 +14,31 @@ def where(sql):
     return guard_sql.pglast.parse_sql("DELETE FROM t WHERE " + sql)[0].stmt.whereClause
 
 
-@pytest.mark.parametrize(("expr", "value"), [
-    ("1=1", True), ("1=2", False), ("NULL = 1", None), ("'a' < 'b'", True), ("x = 1", UNKNOWN),
-    ("true AND x = 1", UNKNOWN), ("false AND x = 1", False), ("x = 1 OR true", True),
-    ("NOT (NULL IS NULL)", False), ("coalesce(NULL, NULL, 2) = 2", True), ("'on'::boolean", True),
-    ("'abc' LIKE 'a%'", True), ("'abc' NOT LIKE '%'", False), ("3 BETWEEN SYMMETRIC 5 AND 1", True),
-    ("NULL IS DISTINCT FROM NULL", False), ("CASE 1 WHEN 2 THEN false ELSE true END", True),
-    ("least(3, 1) = 1", True), ("-1 < 0", True), ("2 * 3 = 6", True), ("EXISTS (SELECT 1 WHERE false)", False),
-])
+@pytest.mark.parametrize(
+    ("expr", "value"),
+    [
+        ("1=1", True),
+        ("1=2", False),
+        ("NULL = 1", None),
+        ("'a' < 'b'", True),
+        ("x = 1", UNKNOWN),
+        ("true AND x = 1", UNKNOWN),
+        ("false AND x = 1", False),
+        ("x = 1 OR true", True),
+        ("NOT (NULL IS NULL)", False),
+        ("coalesce(NULL, NULL, 2) = 2", True),
+        ("'on'::boolean", True),
+        ("'abc' LIKE 'a%'", True),
+        ("'abc' NOT LIKE '%'", False),
+        ("3 BETWEEN SYMMETRIC 5 AND 1", True),
+        ("NULL IS DISTINCT FROM NULL", False),
+        ("CASE 1 WHEN 2 THEN false ELSE true END", True),
+        ("least(3, 1) = 1", True),
+        ("-1 < 0", True),
+        ("2 * 3 = 6", True),
+        ("EXISTS (SELECT 1 WHERE false)", False),
+    ],
+)
 def test_constant_folding(expr, value):
     assert guard_sql.fold(where(expr)) is value or guard_sql.fold(where(expr)) == value
 
@@ -40,8 +57,10 @@ def test_every_builtin_rule_explains_itself():
 
 
 def test_statement_kinds_for_check_mode():
-    kinds = guard_sql.statement_kinds("SELECT 1; VACUUM; UPDATE t SET a = 1 WHERE id = 1; BEGIN; "
-                                      "CREATE INDEX CONCURRENTLY i ON t (a); EXPLAIN ANALYZE SELECT 1")
+    kinds = guard_sql.statement_kinds(
+        "SELECT 1; VACUUM; UPDATE t SET a = 1 WHERE id = 1; BEGIN; "
+        "CREATE INDEX CONCURRENTLY i ON t (a); EXPLAIN ANALYZE SELECT 1"
+    )
     assert [k["transactional"] for k in kinds] == [True, False, True, False, False, True]
     assert [k["read_only"] for k in kinds] == [True, False, False, False, False, True]
     assert kinds[3]["transaction_control"]
@@ -59,7 +78,8 @@ def test_extra_protected_paths():
     mount = "/srv/docker-data/volumes/lms_postgres_data/_data"
     assert guard_cmd.judge(line="rm -rf %s/base" % mount) == []
     assert [f.rule for f in guard_cmd.judge(line="rm -rf %s/base" % mount, protected_paths=[mount])] == [
-        "cmd-rm-volume-path"]
+        "cmd-rm-volume-path"
+    ]
 
 
 def test_stdin_is_judged_for_what_reads_it():
@@ -67,25 +87,28 @@ def test_stdin_is_judged_for_what_reads_it():
     assert [f.rule for f in guard_cmd.judge(argv=psql, stdin="TRUNCATE patients;")] == ["sql-truncate"]
     assert guard_cmd.judge(argv=psql, stdin="SELECT count(*) FROM users;") == []
     assert [f.rule for f in guard_cmd.judge(argv=["bash"], stdin="docker volume prune -f")] == [
-        "cmd-docker-volume-prune"]
+        "cmd-docker-volume-prune"
+    ]
     assert guard_cmd.judge(argv=["cat"], stdin="docker volume prune -f") == []
 
 
 def test_argv_is_not_reparsed_by_a_shell():
     assert guard_cmd.judge(argv=["echo", "docker volume prune"]) == []
-    assert [f.rule for f in guard_cmd.judge(argv=["bash", "-c", "docker volume prune"])] == [
-        "cmd-docker-volume-prune"]
+    assert [f.rule for f in guard_cmd.judge(argv=["bash", "-c", "docker volume prune"])] == ["cmd-docker-volume-prune"]
 
 
-@pytest.mark.parametrize("spec", [
-    {"id": "sql-truncate", "regex": "x"},  # built-in ids cannot be redefined
-    {"id": "Bad Id", "regex": "x"},
-    {"id": "custom-a"},
-    {"id": "custom-a", "regex": "x", "argv_prefix": ["y"]},
-    {"id": "custom-a", "regex": "("},
-    {"id": "custom-a", "applies_to": "sql", "argv_prefix": ["y"]},
-    {"id": "custom-a", "regex": "x", "allow": True},
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"id": "sql-truncate", "regex": "x"},  # built-in ids cannot be redefined
+        {"id": "Bad Id", "regex": "x"},
+        {"id": "custom-a"},
+        {"id": "custom-a", "regex": "x", "argv_prefix": ["y"]},
+        {"id": "custom-a", "regex": "("},
+        {"id": "custom-a", "applies_to": "sql", "argv_prefix": ["y"]},
+        {"id": "custom-a", "regex": "x", "allow": True},
+    ],
+)
 def test_bad_deny_rules_are_rejected(spec):
     with pytest.raises(guard.DenyRuleError):
         guard.compile_deny_rules([spec])
@@ -94,21 +117,29 @@ def test_bad_deny_rules_are_rejected(spec):
 def test_deny_rules_add_to_builtin_rules():
     rules = guard.compile_deny_rules([{"id": "custom-no-restart", "argv_prefix": ["docker", "restart"]}])
     assert [f.rule for f in guard_cmd.judge(line="sudo docker restart lms-postgres", deny_rules=rules)] == [
-        "custom-no-restart"]
+        "custom-no-restart"
+    ]
     both = guard_cmd.judge(line="docker restart x && docker volume prune", deny_rules=rules)
     assert {f.rule for f in both} == {"custom-no-restart", "cmd-docker-volume-prune"}
 
 
 # --- break-glass ------------------------------------------------------------------------------
 
-def make_backup(directory, name="lms_20260101.sql.gz", age_minutes=1, verified=True, content=b"dump",
-                **overrides):
+
+def make_backup(directory, name="lms_20260101.sql.gz", age_minutes=1, verified=True, content=b"dump", **overrides):
     path = os.path.join(directory, name)
     with open(path, "wb") as handle:
         handle.write(content)
     end = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=age_minutes)
-    manifest = {"file": name, "database": "lms_slncity", "verified": verified, "end": end.isoformat(),
-                "sha256": hashlib.sha256(content).hexdigest(), "size": len(content), "kind": "pre-change"}
+    manifest = {
+        "file": name,
+        "database": "lms_slncity",
+        "verified": verified,
+        "end": end.isoformat(),
+        "sha256": hashlib.sha256(content).hexdigest(),
+        "size": len(content),
+        "kind": "pre-change",
+    }
     manifest.update(overrides)
     with open(path + ".json", "w", encoding="utf-8") as handle:
         json.dump(manifest, handle)
@@ -121,14 +152,17 @@ def test_breakglass_accepts_a_fresh_verified_backup(tmp_path):
     assert evidence["backup"] == path and evidence["age_seconds"] < 120
 
 
-@pytest.mark.parametrize(("kwargs", "why"), [
-    ({"age_minutes": 16}, "too old"),
-    ({"verified": False}, "not verified"),
-    ({"size": 999}, "size"),
-    ({"sha256": "0" * 64}, "sha256"),
-    ({"database": "other"}, "backup of database"),
-    ({"age_minutes": -30}, "future"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "why"),
+    [
+        ({"age_minutes": 16}, "too old"),
+        ({"verified": False}, "not verified"),
+        ({"size": 999}, "size"),
+        ({"sha256": "0" * 64}, "sha256"),
+        ({"database": "other"}, "backup of database"),
+        ({"age_minutes": -30}, "future"),
+    ],
+)
 def test_breakglass_refuses_and_says_why(tmp_path, kwargs, why):
     make_backup(str(tmp_path), **kwargs)
     with pytest.raises(breakglass.BreakGlassRefused) as exc:

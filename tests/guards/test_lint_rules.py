@@ -37,16 +37,26 @@ EXPECTED = {
     ("bad_short_names.yml", 22): "datasafe-db-absent",
     ("bad_short_names.yml", 26): "datasafe-sql-guard",
 }
-RULES = {"datasafe-compose-remove-volumes", "datasafe-volume-absent", "datasafe-prune-volumes",
-         "datasafe-db-absent", "datasafe-command-guard", "datasafe-sql-guard"}
+RULES = {
+    "datasafe-compose-remove-volumes",
+    "datasafe-volume-absent",
+    "datasafe-prune-volumes",
+    "datasafe-db-absent",
+    "datasafe-command-guard",
+    "datasafe-sql-guard",
+}
 
 
 def corpus_playbook(path):
     """One task per corpus entry; returns {task line: (text, expected rule or None, kind)}."""
     lines = ["---", "- name: Corpus", "  hosts: localhost", "  gather_facts: false", "  tasks:"]
     where = {}
-    entries = ([(c, r, "cmd") for c, r in CMD_DESTRUCTIVE] + [(c, None, "cmd") for c in CMD_BENIGN]
-               + [(s, r, "sql") for s, r in SQL_DESTRUCTIVE] + [(s, None, "sql") for s in SQL_BENIGN])
+    entries = (
+        [(c, r, "cmd") for c, r in CMD_DESTRUCTIVE]
+        + [(c, None, "cmd") for c in CMD_BENIGN]
+        + [(s, r, "sql") for s, r in SQL_DESTRUCTIVE]
+        + [(s, None, "sql") for s in SQL_BENIGN]
+    )
     for i, (text, rule, kind) in enumerate(entries):
         where[len(lines) + 1] = (text, rule, kind)
         lines.append("    - name: Corpus entry %d" % i)
@@ -64,9 +74,25 @@ def corpus_playbook(path):
 
 def lint(paths, cwd, extra=()):
     # --project-dir: ansible-lint skips files outside the project, which it would otherwise place at CONFIG
-    proc = subprocess.run([ANSIBLE_LINT, "-c", CONFIG, "--project-dir", cwd, "-r", os.path.join(REPO, "lint_rules"),
-                           *extra,
-                           "-f", "codeclimate", *paths], cwd=cwd, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [
+            ANSIBLE_LINT,
+            "-c",
+            CONFIG,
+            "--project-dir",
+            cwd,
+            "-r",
+            os.path.join(REPO, "lint_rules"),
+            *extra,
+            "-f",
+            "codeclimate",
+            *paths,
+        ],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     try:
         issues = json.loads(proc.stdout or "[]")
     except ValueError as exc:
@@ -76,7 +102,8 @@ def lint(paths, cwd, extra=()):
         loc = issue["location"]
         line = loc.get("lines", {}).get("begin") or loc.get("positions", {}).get("begin", {}).get("line")
         found.setdefault((os.path.basename(loc["path"]), line), []).append(
-            (issue["check_name"].split("[")[0], issue["description"]))
+            (issue["check_name"].split("[")[0], issue["description"])
+        )
     return found, proc
 
 
@@ -98,8 +125,12 @@ def test_every_rule_fires_on_its_sample(linted):
 
 def test_no_datasafe_rule_fires_where_not_expected(linted):
     found = linted[0]
-    extra = [(key, r) for key, hits in found.items() for r, _ in hits
-             if r in RULES and key[0] != "corpus.yml" and EXPECTED.get(key) != r]
+    extra = [
+        (key, r)
+        for key, hits in found.items()
+        for r, _ in hits
+        if r in RULES and key[0] != "corpus.yml" and EXPECTED.get(key) != r
+    ]
     assert extra == []
     assert not any(k[0] == "good.yml" and r in RULES for k, hits in found.items() for r, _ in hits)
 

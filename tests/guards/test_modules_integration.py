@@ -42,9 +42,18 @@ def manifest(backup_dir, name, age_minutes, verified=True):
         handle.write(content)
     end = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=age_minutes)
     with open(os.path.join(backup_dir, name + ".json"), "w", encoding="utf-8") as handle:
-        json.dump({"file": name, "database": "lms_slncity", "verified": verified, "end": end.isoformat(),
-                   "sha256": hashlib.sha256(content).hexdigest(), "size": len(content), "kind": "pre-change"},
-                  handle)
+        json.dump(
+            {
+                "file": name,
+                "database": "lms_slncity",
+                "verified": verified,
+                "end": end.isoformat(),
+                "sha256": hashlib.sha256(content).hexdigest(),
+                "size": len(content),
+                "kind": "pre-change",
+            },
+            handle,
+        )
 
 
 def forbidden_sql():
@@ -63,7 +72,7 @@ def forbidden_sql():
         ("sql-dynamic", "DO $$ BEGIN EXECUTE 'TRUNCATE invoices'; END $$"),
         ("sql-copy-program", "COPY invoices TO PROGRAM 'rm -rf /var/lib/postgresql/data'"),
         ("sql-unparseable", "DELETE invoices"),
-        ("sql-truncate", "SELECT 1; /* */ tRuNcAtE \"visits\" CASCADE; SELECT 2"),
+        ("sql-truncate", 'SELECT 1; /* */ tRuNcAtE "visits" CASCADE; SELECT 2'),
     ]
 
 
@@ -93,8 +102,11 @@ def played(throwaway_pg, tmp_path_factory):
     work = str(tmp_path_factory.mktemp("guard-play"))
     scripts = os.path.join(work, "server", "db")
     os.makedirs(scripts)
-    wipe = "docker exec -i %s psql -U %s -d %s -c 'TRUNCATE patients, invoices CASCADE'\n" % (pg.container, pg.user,
-                                                                                            pg.db)
+    wipe = "docker exec -i %s psql -U %s -d %s -c 'TRUNCATE patients, invoices CASCADE'\n" % (
+        pg.container,
+        pg.user,
+        pg.db,
+    )
     with open(os.path.join(scripts, "setup-development.sh"), "w", encoding="utf-8") as handle:
         handle.write("#!/bin/sh\n" + wipe)  # what the real script does: clear all data
     with open(os.path.join(scripts, "clean-seed.sql"), "w", encoding="utf-8") as handle:
@@ -111,48 +123,135 @@ def played(throwaway_pg, tmp_path_factory):
 
     tolerant = {"failed_when": False}  # refusals are the expected outcome; the test asserts on each result
     tasks = [
-        task("corpus sql", "safe_sql", dict(db, sql="{{ item }}"), check_mode=True, loop="{{ corpus_sql }}",
-             loop_control={"label": "{{ item[:60] }}"}, **tolerant),
-        task("corpus cmd", "safe_command", {"cmd": "{{ item }}"}, check_mode=True, loop="{{ corpus_cmd }}",
-             loop_control={"label": "{{ item[:60] }}"}, **tolerant),
+        task(
+            "corpus sql",
+            "safe_sql",
+            dict(db, sql="{{ item }}"),
+            check_mode=True,
+            loop="{{ corpus_sql }}",
+            loop_control={"label": "{{ item[:60] }}"},
+            **tolerant,
+        ),
+        task(
+            "corpus cmd",
+            "safe_command",
+            {"cmd": "{{ item }}"},
+            check_mode=True,
+            loop="{{ corpus_cmd }}",
+            loop_control={"label": "{{ item[:60] }}"},
+            **tolerant,
+        ),
         task("forbidden sql", "safe_sql", dict(db, sql="{{ item }}", **logs), loop="{{ forbidden_sql }}", **tolerant),
         task("forbidden cmd", "safe_command", dict(cmd="{{ item }}", **logs), loop="{{ forbidden_cmd }}", **tolerant),
-        task("forbidden stdin", "safe_command",
-             {"argv": ["docker", "exec", "-i", pg.container, "psql", "-U", pg.user, "-d", pg.db],
-              "stdin": "TRUNCATE patients CASCADE;"}, **tolerant),
+        task(
+            "forbidden stdin",
+            "safe_command",
+            {
+                "argv": ["docker", "exec", "-i", pg.container, "psql", "-U", pg.user, "-d", pg.db],
+                "stdin": "TRUNCATE patients CASCADE;",
+            },
+            **tolerant,
+        ),
         task("allowed update", "safe_sql", dict(db, sql="UPDATE patients SET phone = '555-0199' WHERE id = 1")),
-        task("allowed update again", "safe_sql", dict(db, sql="UPDATE patients SET phone = '555-0199' WHERE id = 1 "
-                                                              "AND phone IS DISTINCT FROM '555-0199'")),
+        task(
+            "allowed update again",
+            "safe_sql",
+            dict(db, sql="UPDATE patients SET phone = '555-0199' WHERE id = 1 AND phone IS DISTINCT FROM '555-0199'"),
+        ),
         task("allowed select", "safe_sql", dict(db, sql="SELECT count(*) AS n FROM visits; SHOW server_version")),
         task("check-mode delete", "safe_sql", dict(db, sql="DELETE FROM invoices WHERE id <= 10"), check_mode=True),
         task("check-mode vacuum", "safe_sql", dict(db, sql="VACUUM ANALYZE visits"), check_mode=True),
         task("real vacuum", "safe_sql", dict(db, sql="VACUUM ANALYZE visits")),
-        task("failing sql rolls back", "safe_sql",
-             dict(db, sql="UPDATE patients SET phone = 'rolled-back' WHERE id = 2; SELECT 1/0"), **tolerant),
-        task("allowed command", "safe_command",
-             {"argv": ["docker", "exec", pg.container, "psql", "-U", pg.user, "-d", pg.db, "-tAc",
-                       "SELECT count(*) FROM users"]}),
+        task(
+            "failing sql rolls back",
+            "safe_sql",
+            dict(db, sql="UPDATE patients SET phone = 'rolled-back' WHERE id = 2; SELECT 1/0"),
+            **tolerant,
+        ),
+        task(
+            "allowed command",
+            "safe_command",
+            {
+                "argv": [
+                    "docker",
+                    "exec",
+                    pg.container,
+                    "psql",
+                    "-U",
+                    pg.user,
+                    "-d",
+                    pg.db,
+                    "-tAc",
+                    "SELECT count(*) FROM users",
+                ]
+            },
+        ),
         task("check-mode command", "safe_command", {"cmd": "touch %s/should-not-exist" % work}, check_mode=True),
         task("scratch table", "safe_sql", dict(db, sql="CREATE TABLE scratch_bg (id int)")),
-        task("breakglass stale", "safe_sql", dict(db, sql="DROP TABLE scratch_bg", allow_destructive=True,
-                                                  reason="test: stale backup must refuse", backup_dir=stale, **logs),
-             **tolerant),
-        task("breakglass fresh", "safe_sql", dict(db, sql="DROP TABLE scratch_bg", allow_destructive=True,
-                                                  reason="test: retire scratch table", backup_dir=fresh, **logs)),
-        task("breakglass command fresh", "safe_command",
-             dict(argv=["docker", "volume", "rm", "datasafe-guard-test-no-such-volume"], allow_destructive=True,
-                  reason="test: remove a volume that does not exist", backup_dir=fresh, **logs), **tolerant),
+        task(
+            "breakglass stale",
+            "safe_sql",
+            dict(
+                db,
+                sql="DROP TABLE scratch_bg",
+                allow_destructive=True,
+                reason="test: stale backup must refuse",
+                backup_dir=stale,
+                **logs,
+            ),
+            **tolerant,
+        ),
+        task(
+            "breakglass fresh",
+            "safe_sql",
+            dict(
+                db,
+                sql="DROP TABLE scratch_bg",
+                allow_destructive=True,
+                reason="test: retire scratch table",
+                backup_dir=fresh,
+                **logs,
+            ),
+        ),
+        task(
+            "breakglass command fresh",
+            "safe_command",
+            dict(
+                argv=["docker", "volume", "rm", "datasafe-guard-test-no-such-volume"],
+                allow_destructive=True,
+                reason="test: remove a volume that does not exist",
+                backup_dir=fresh,
+                **logs,
+            ),
+            **tolerant,
+        ),
     ]
-    plays = [{"name": "guards", "hosts": "localhost", "gather_facts": False, "vars": {
-        "corpus_sql": [s for s, _ in SQL_BATCH],
-        "corpus_cmd": [c for c, _ in CMD_BATCH],
-        "forbidden_sql": [s for _, s in sql_family],
-        "forbidden_cmd": [c for _, c in cmd_family],
-    }, "tasks": tasks}]
+    plays = [
+        {
+            "name": "guards",
+            "hosts": "localhost",
+            "gather_facts": False,
+            "vars": {
+                "corpus_sql": [s for s, _ in SQL_BATCH],
+                "corpus_cmd": [c for c, _ in CMD_BATCH],
+                "forbidden_sql": [s for _, s in sql_family],
+                "forbidden_cmd": [c for _, c in cmd_family],
+            },
+            "tasks": tasks,
+        }
+    ]
     volume_before = pg.volume_identity()
     results, proc = run_playbook(plays, work)
-    return {"results": results, "proc": proc, "work": work, "logs": logs, "sql_family": sql_family,
-            "cmd_family": cmd_family, "volume_before": volume_before, "pg": pg}
+    return {
+        "results": results,
+        "proc": proc,
+        "work": work,
+        "logs": logs,
+        "sql_family": sql_family,
+        "cmd_family": cmd_family,
+        "volume_before": volume_before,
+        "pg": pg,
+    }
 
 
 def rules_of(result):
@@ -221,8 +320,13 @@ def test_rows_and_volume_survived(played):
     pg = played["pg"]
     assert pg.counts() == SEEDED
     assert pg.volume_identity() == played["volume_before"]
-    assert pg.psql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'patients' "
-                   "AND column_name = 'medical_notes'").stdout.strip() == "1"
+    assert (
+        pg.psql(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'patients' "
+            "AND column_name = 'medical_notes'"
+        ).stdout.strip()
+        == "1"
+    )
 
 
 def test_allowed_sql_really_runs_and_reports_rows(played):
