@@ -32,7 +32,7 @@ options:
     choices: [about_to, completed, failed, rolled_back, refused, info]
     required: true
   message:
-    description: The human line, without the date.
+    description: The human line, without the date. Runs of white space, newlines included, become one space.
     type: str
     required: true
   fields:
@@ -88,14 +88,16 @@ def main():
     p = module.params
     path = os.path.expanduser(p["path"])
     json_path = os.path.expanduser(p["json_path"] or os.path.splitext(path)[0] + ".jsonl")
-    if "\n" in p["message"]:
-        module.fail_json(msg="message must be one line: the change log keeps one event per line")
+    # One event per line: folded YAML and templated text can carry newlines; they never split an entry.
+    message = " ".join(p["message"].split())
+    if not message:
+        module.fail_json(msg="message is empty: say what is being done")
     if module.check_mode:
         module.exit_json(
-            changed=False, entry=dict(action=p["action"], outcome=p["outcome"], message=p["message"], **p["fields"])
+            changed=False, entry=dict(action=p["action"], outcome=p["outcome"], message=message, **p["fields"])
         )
     try:
-        entry = changelog.record(path, json_path, p["action"], p["message"], p["outcome"], **p["fields"])
+        entry = changelog.record(path, json_path, p["action"], message, p["outcome"], **p["fields"])
     except OSError as exc:
         module.fail_json(msg="could not write the change log %s: %s" % (path, exc))
     module.exit_json(changed=True, entry=entry, path=path, json_path=json_path)

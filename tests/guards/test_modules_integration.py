@@ -16,7 +16,7 @@ import os
 import pytest
 from ansible_run import run_playbook
 from guard_corpus import CMD_BENIGN, CMD_DESTRUCTIVE, SQL_BENIGN, SQL_DESTRUCTIVE
-from modrun import run_module
+from modharness import run_module
 
 BATCH_BENIGN = 5  # benign entries of each corpus that also go through ansible-playbook
 

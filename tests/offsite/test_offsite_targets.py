@@ -13,8 +13,8 @@ import subprocess
 
 import pytest
 from ansible.module_utils.datasafe import offsite
+from modharness import run_module as run
 from offsite_helpers import FAKE_AWS, Moto, local_hashes, sha256_of
-from offsite_modrun import run
 
 GZIP_MAGIC = b"\x1f\x8b"
 
