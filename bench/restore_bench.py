@@ -14,6 +14,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -48,9 +49,13 @@ def say(text):
     print("bench-restore: %s" % text, file=sys.stderr, flush=True)
 
 
-def sh(argv, **kw):
+def sh(argv, env_extra=None, **kw):
     env = dict(
-        os.environ, **ENV, PATH="%s:%s" % (BIN, os.environ["PATH"]), ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg")
+        os.environ,
+        **ENV,
+        **(env_extra or {}),
+        PATH="%s:%s" % (BIN, os.environ["PATH"]),
+        ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
     )
     return subprocess.run(argv, check=True, env=env, cwd=REPO, **kw)
 
@@ -59,11 +64,24 @@ def compose(*args):
     sh(["docker", "compose", "-p", PROJECT, "-f", COMPOSE_FILE, *args], stdout=subprocess.DEVNULL)
 
 
-def playbook(name, varsfile, *extra):
-    sh(
-        [os.path.join(BIN, "ansible-playbook"), os.path.join(REPO, "playbooks", name), "-e", "@" + varsfile, *extra],
-        stdout=subprocess.DEVNULL,
-    )
+def playbook(name, varsfile, *extra, log=None):
+    """Run a playbook; with ``log``, its output (profile_tasks timings included) goes to that file."""
+    argv = [os.path.join(BIN, "ansible-playbook"), os.path.join(REPO, "playbooks", name), "-e", "@" + varsfile, *extra]
+    if log is None:
+        sh(argv, stdout=subprocess.DEVNULL)
+        return
+    with open(log, "w") as out:
+        sh(argv, stdout=out, env_extra={"PROFILE_TASKS_TASK_OUTPUT_LIMIT": "all"})
+
+
+def report_phases(log):
+    """Every task of a playbook run that took 0.5 s or more, in order, from profile_tasks' recap."""
+    with open(log) as handle:
+        recap = handle.read().split("TASKS RECAP")[-1].splitlines()
+    for line in recap:
+        match = re.match(r"^(.*?) -+ (\d+\.\d+)s$", line.strip())
+        if match and float(match.group(2)) >= 0.5:
+            say("  %6.1f s  %s" % (float(match.group(2)), match.group(1)))
 
 
 def healthy():
@@ -148,8 +166,10 @@ def main():
 
         say("datasafe: ansible-playbook playbooks/restore.yml -e datasafe_restore_confirm=lms_slncity")
         t0 = time.monotonic()
-        playbook("restore.yml", own_vars, "-e", "datasafe_restore_confirm=lms_slncity")
+        log = os.environ.get("DATASAFE_BENCH_RESTORE_LOG") or work + "/restore-playbook.log"
+        playbook("restore.yml", own_vars, "-e", "datasafe_restore_confirm=lms_slncity", log=log)
         datasafe = time.monotonic() - t0
+        report_phases(log)
         counts = container.count_rows(run, DB_CONTAINER, "lms_slncity", "lms_user", TABLES)
         assert counts == row["counts"], (counts, row["counts"])
         say("datasafe: %.1f s, counts %s" % (datasafe, counts))
@@ -168,9 +188,16 @@ def main():
 
         say("manual: down; up -d postgres; sleep 10; gunzip -c | psql; count; up -d; until healthy")
         t0 = time.monotonic()
+        phases = []
+
+        def lap(what):
+            phases.append((what, time.monotonic() - t0 - sum(p[1] for p in phases)))
+
         compose("down")
         compose("up", "-d", "postgres")
+        lap("down; up -d postgres")
         time.sleep(10)  # the protocol's fixed sleep, measured as written
+        lap("sleep 10")
         sh(
             [
                 "bash",
@@ -184,6 +211,7 @@ def main():
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        lap("gunzip -c | psql")
         sh(
             [
                 "docker",
@@ -199,10 +227,14 @@ def main():
             ],
             stdout=subprocess.DEVNULL,
         )
+        lap("count users")
         compose("up", "-d")
         while not healthy():
             time.sleep(0.2)
         manual = time.monotonic() - t0
+        lap("up -d; until healthy")
+        for what, secs in phases:
+            say("  %6.1f s  %s" % (secs, what))
         counts = container.count_rows(run, DB_CONTAINER, "lms_slncity", "lms_user", TABLES)
         assert counts == row["counts"], (counts, row["counts"])
         say("manual: %.1f s, counts %s" % (manual, counts))

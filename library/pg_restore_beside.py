@@ -12,8 +12,11 @@ description:
     is created.
   - Creates a NEW database O(new_database) beside O(database), owned by O(user) with the
     encoding and locale of O(database), and restores the backup into it inside the container
-    (C(gzip -dc | psql -v ON_ERROR_STOP=1 --single-transaction) under C(pipefail), or
+    (C(gzip -dc | psql -v ON_ERROR_STOP=1) in one explicit transaction under C(pipefail), whose
+    C(COMMIT) is sent only after the decompressor read the whole stream and exited 0; or
     C(pg_restore) for the custom format), so a truncated or failing restore commits nothing.
+  - The restore's own session gets O(session_settings) (C(SET LOCAL), nothing else is affected)
+    and, for the plain format, runs C(ANALYZE) inside the same transaction.
   - Counts every table of the manifest exactly in the new database and compares the counts
     with the manifest; any difference fails the module.
   - Never writes into, alters or drops O(database) or any existing database. A failed restore
@@ -72,6 +75,19 @@ options:
     description: Run C(ANALYZE) on the restored database, so the application does not start on empty statistics.
     type: bool
     default: true
+  session_settings:
+    description:
+      - Settings for the restore's own session (plain format), applied with C(SET LOCAL) inside its
+        transaction; no other session and no server setting changes.
+      - Defaults to C(maintenance_work_mem=512MB) (index builds and foreign-key checks of the
+        post-data section sort in memory and may use parallel workers), C(work_mem=64MB) and
+        C(synchronous_commit=off) (the swap that follows commits synchronously and so flushes the
+        restore's commit record too).
+    type: dict
+  ready_timeout:
+    description: Seconds to wait (C(pg_isready), polled) for the server to accept connections first; 0 does not wait.
+    type: int
+    default: 60
 attributes:
   check_mode:
     support: full
@@ -156,6 +172,8 @@ def main():
             maintenance_db=dict(type="str", default=restore.MAINTENANCE_DB),
             jobs=dict(type="int", default=1),
             analyze=dict(type="bool", default=True),
+            session_settings=dict(type="dict"),
+            ready_timeout=dict(type="int", default=60),
         ),
         supports_check_mode=True,
     )
@@ -167,6 +185,7 @@ def main():
         restore.check_db_name(new_db, "new_database")
         if p["jobs"] < 1:
             raise ValueError("jobs must be 1 or more")
+        restore.session_prelude(p["session_settings"])  # refuse a bad setting before anything is created
     except ValueError as exc:
         module.fail_json(msg="pg_restore_beside: %s" % exc, new_database=p["new_database"], problems=[])
     if new_db == p["database"]:
@@ -205,6 +224,8 @@ def main():
             p["maintenance_db"],
             p["jobs"],
             p["analyze"],
+            settings=p["session_settings"],
+            ready_timeout=p["ready_timeout"],
         )
     except (restore.RestoreError, container.ContainerError, ValueError) as exc:
         module.fail_json(

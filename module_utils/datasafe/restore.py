@@ -95,6 +95,18 @@ def server_ready(run, cont, user, maintenance_db=MAINTENANCE_DB):
     return rc == 0
 
 
+def wait_server(run, cont, user, timeout, maintenance_db=MAINTENANCE_DB, sleep=None, clock=None):
+    """Poll pg_isready (never a fixed sleep) until the server accepts connections or ``timeout`` passes."""
+    import time
+
+    sleep, clock = sleep or time.sleep, clock or time.monotonic
+    deadline = clock() + timeout
+    while not server_ready(run, cont, user, maintenance_db):
+        if clock() >= deadline:
+            raise RestoreError("PostgreSQL in %s did not accept connections within %ss" % (cont, timeout))
+        sleep(0.5)
+
+
 # --- restore beside ----------------------------------------------------------------------------
 
 
@@ -111,19 +123,52 @@ def create_database_sql(name, owner, like=None):
 
 
 # The pipeline runs inside the container (client and server versions match, and only the
-# compressed bytes cross docker exec). pipefail: a truncated gzip stream fails the restore
-# even though psql would happily commit what it read. User and database are positional
-# parameters, never interpolated into the script.
-_DECOMPRESS = {"gzip": "gzip -dc | ", "zstd": "zstd -dc | ", "none": ""}
-_PSQL = 'psql -X -q -v ON_ERROR_STOP=1 --single-transaction -U "$1" -d "$2" >/dev/null'
+# compressed bytes cross docker exec). The transaction is explicit: BEGIN and the session
+# settings go first, and COMMIT is written only after the decompressor exited 0, i.e. after
+# it read the whole stream and checked its CRC and length. A truncated or corrupt stream
+# therefore never reaches COMMIT, wherever it was cut (psql --single-transaction would commit
+# at end of input, so a cut on a row boundary could commit half a table); psql then ends
+# with the transaction open and the server rolls it back. pipefail still fails the restore.
+# User and database are positional parameters, never interpolated into the script; so are
+# the prelude and the epilogue, whose only variable parts are validated settings.
+_DECOMPRESS = {"gzip": "gzip -dc", "zstd": "zstd -dc", "none": "cat"}
+_PSQL = 'psql -X -q -v ON_ERROR_STOP=1 -U "$1" -d "$2" >/dev/null'
+_PLAIN_SCRIPT = "{ printf '%%s' \"$3\" && %s && printf '%%s' \"$4\"; } | " + _PSQL
+
+# Session settings for the restore's own session (SET LOCAL, inside its transaction): they
+# change nothing for any other session and end with the restore. Index builds and the
+# foreign-key checks of a plain dump's post-data section sort and hash in
+# maintenance_work_mem (the default 64MB spills to disk and allows at most one parallel
+# worker per index build); synchronous_commit=off spares the one commit's WAL flush - the
+# swap that follows commits synchronously, which flushes the restore's commit record too.
+# Measured in docs/restore.md.
+RESTORE_SETTINGS = {"maintenance_work_mem": "512MB", "work_mem": "64MB", "synchronous_commit": "off"}
+_SETTING_NAME = re.compile(r"^[a-z_][a-z0-9_.]*$")
+_SETTING_VALUE = re.compile(r"^[A-Za-z0-9_.:-]+$")
 
 
-def restore_argv(cont, user, database, fmt, compression, jobs=1, container_path=None):
+def session_prelude(settings=None):
+    """``BEGIN;`` and one ``SET LOCAL`` per setting (names and values validated, values quoted)."""
+    lines = ["BEGIN;"]
+    for name, value in sorted((RESTORE_SETTINGS if settings is None else settings).items()):
+        if not _SETTING_NAME.match(str(name)) or not _SETTING_VALUE.match(str(value)):
+            raise ValueError("session setting %r = %r is not a plain name and value" % (name, value))
+        lines.append("SET LOCAL %s = %s;" % (name, literal(value)))
+    return "\n".join(lines) + "\n"
+
+
+def session_epilogue(analyze=True):
+    """What ends the restore's transaction: ANALYZE (statistics for the application's first
+    queries, in the same transaction, no second connection) and COMMIT."""
+    return ("ANALYZE;\n" if analyze else "") + "COMMIT;\n"
+
+
+def restore_argv(cont, user, database, fmt, compression, jobs=1, container_path=None, settings=None, analyze=True):
     """argv that restores a backup (fed on stdin, or at ``container_path`` for parallel pg_restore)."""
     if fmt == "plain":
         if compression not in _DECOMPRESS:
             raise ValueError("compression %r is not one of %s" % (compression, ", ".join(sorted(_DECOMPRESS))))
-        script = _DECOMPRESS[compression] + _PSQL
+        script = _PLAIN_SCRIPT % _DECOMPRESS[compression]
         return container.docker_exec(
             cont,
             [
@@ -139,6 +184,8 @@ def restore_argv(cont, user, database, fmt, compression, jobs=1, container_path=
                 "datasafe-restore",
                 user,
                 database,
+                session_prelude(settings),
+                session_epilogue(analyze),
             ],
             interactive=True,
         )
@@ -160,8 +207,14 @@ def stream_file(argv, path, popen=subprocess.Popen):
     return proc.returncode, err.decode("utf-8", "replace")[-_ERR_TAIL:]
 
 
-def restore_file(run, cont, user, database, path, fmt, compression, jobs=1, stream=stream_file):
-    """Restore the backup at ``path`` into the (existing, empty) ``database``; raise RestoreError on failure."""
+def restore_file(
+    run, cont, user, database, path, fmt, compression, jobs=1, stream=stream_file, settings=None, analyze=True
+):
+    """Restore the backup at ``path`` into the (existing, empty) ``database``; raise RestoreError on failure.
+
+    For the plain format ``settings`` (SET LOCAL) and ``analyze`` go into the restore's own
+    transaction; the custom format is analyzed separately by :func:`restore_beside`.
+    """
     if fmt == "custom" and jobs > 1:
         inside = "/tmp/datasafe-restore-%s.dump" % database
         rc, _, err = run(["docker", "cp", path, "%s:%s" % (cont, inside)])
@@ -172,7 +225,9 @@ def restore_file(run, cont, user, database, path, fmt, compression, jobs=1, stre
         finally:
             run(container.docker_exec(cont, ["rm", "-f", inside]))
     else:
-        rc, err = stream(restore_argv(cont, user, database, fmt, compression, jobs), path)
+        rc, err = stream(
+            restore_argv(cont, user, database, fmt, compression, jobs, settings=settings, analyze=analyze), path
+        )
     if rc != 0:
         raise RestoreError(
             "restoring %s into database %s failed (exit %s): %s"
@@ -215,13 +270,22 @@ def restore_beside(
     jobs=1,
     analyze=True,
     stream=stream_file,
+    settings=None,
+    ready_timeout=0,
+    sleep=None,
+    clock=None,
 ):
     """Create ``new_db`` beside ``target``, restore the backup ``entry`` into it and compare counts.
 
     ``entry`` is a loaded manifest (``path``, ``format``, ``compression``, ``counts``). Returns
     ``{"created", "counts", "problems", "like"}``; never drops or alters ``target``. A failed restore
-    leaves ``new_db`` behind (named in the error) rather than dropping anything.
+    leaves ``new_db`` behind (named in the error) rather than dropping anything. ``settings`` are
+    the restore session's SET LOCAL settings (default :data:`RESTORE_SETTINGS`); with
+    ``ready_timeout`` the server is first polled with pg_isready for up to that many seconds.
+    Every table is counted once, exactly, after the commit.
     """
+    if ready_timeout:
+        wait_server(run, cont, user, ready_timeout, maintenance_db, sleep, clock)
     existing = databases(run, cont, user, [target, new_db], maintenance_db)
     if new_db in existing:
         raise RestoreError(
@@ -241,8 +305,10 @@ def restore_beside(
         entry.get("compression", "gzip"),
         jobs=jobs,
         stream=stream,
+        settings=settings,
+        analyze=analyze,
     )
-    if analyze:
+    if analyze and entry.get("format", "plain") != "plain":  # the plain restore analyzed in its transaction
         container.query(run, cont, new_db, user, "ANALYZE;\n", stage="analyze %s" % new_db)
     restored = container.count_rows(run, cont, new_db, user, tables)
     expected = {t: int(n) for t, n in (entry.get("counts") or {}).items()}

@@ -4,6 +4,7 @@ Every destructive path is run for real; every test asserts the live data is stil
 """
 
 import datetime
+import gzip
 import os
 import re
 import subprocess
@@ -51,8 +52,22 @@ def test_plain_restore_runs_under_pipefail_in_one_transaction_with_names_as_para
     argv = restore.restore_argv("c", "lms_user", "db_restore_1", "plain", "gzip")
     script = argv[argv.index("-c") + 1]
     assert argv[:4] == ["docker", "exec", "-i", "c"] and "pipefail" in argv
-    assert script.startswith("gzip -dc | psql") and "--single-transaction" in script and "ON_ERROR_STOP=1" in script
-    assert "lms_user" not in script and argv[-2:] == ["lms_user", "db_restore_1"]
+    # BEGIN first; COMMIT is printed only after gzip read the whole stream and exited 0
+    assert script.startswith("{ printf '%s' \"$3\" && gzip -dc && printf '%s' \"$4\"; } | psql")
+    assert "ON_ERROR_STOP=1" in script and "--single-transaction" not in script
+    assert "lms_user" not in script and argv[-4:-2] == ["lms_user", "db_restore_1"]
+    prelude, epilogue = argv[-2:]
+    assert prelude.startswith("BEGIN;\n") and "SET LOCAL maintenance_work_mem = '512MB';" in prelude
+    assert epilogue == "ANALYZE;\nCOMMIT;\n"
+    assert restore.restore_argv("c", "u", "d", "plain", "gzip", analyze=False)[-1] == "COMMIT;\n"
+
+
+def test_restore_session_settings_are_validated_and_local():
+    assert restore.session_prelude({}) == "BEGIN;\n"
+    assert restore.session_prelude({"work_mem": "1GB"}) == "BEGIN;\nSET LOCAL work_mem = '1GB';\n"
+    for bad in ({"work_mem; DROP": "1"}, {"work_mem": "1GB'; COMMIT; --"}, {"work_mem": ""}):
+        with pytest.raises(ValueError, match="not a plain name and value"):
+            restore.session_prelude(bad)
 
 
 def test_created_database_copies_owner_encoding_and_locale():
@@ -162,6 +177,59 @@ def test_a_stream_that_breaks_midway_commits_nothing(pg, tmp_path):
     )
     assert tables == [["0"]]  # --single-transaction + pipefail: the partial load was rolled back
     assert pg.counts() == SEEDED
+
+
+@pytest.mark.slow
+def test_a_dump_cut_on_a_row_boundary_commits_nothing(pg, tmp_path):
+    # A complete gzip stream of an incomplete dump: gzip succeeds, and psql would end the COPY at
+    # end of input and (with --single-transaction) commit half a table. The explicit transaction
+    # never sees its COMMIT: the epilogue lands inside the unfinished COPY and everything rolls back.
+    good = make_backup(pg, str(tmp_path))
+    text = gzip.decompress(open(good["path"], "rb").read()).decode()
+    start = text.index("COPY public.test_results")
+    cut_at = text.index("\n", start + len(text[start:]) // 2) + 1
+    cut = tmp_path / "rowcut.sql.gz"
+    cut.write_bytes(gzip.compress(text[:cut_at].encode()))
+    with pytest.raises(restore.RestoreError, match="failed"):
+        restore.restore_beside(
+            pg.run,
+            pg.container,
+            pg.user,
+            pg.db,
+            "lms_slncity_restore_20261123_101500",
+            dict(good, path=str(cut)),
+            CRITICAL_TABLES,
+        )
+    tables = container.query(
+        pg.run,
+        pg.container,
+        "lms_slncity_restore_20261123_101500",
+        pg.user,
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+    )
+    assert tables == [["0"]]
+    assert pg.counts() == SEEDED
+
+
+def test_restore_waits_for_the_server_with_pg_isready_and_gives_up_in_time():
+    answers, calls = iter([1, 1, 0]), []
+
+    def run(argv, data=None):
+        calls.append(argv)
+        return next(answers), "", ""
+
+    now = [0.0]
+    restore.wait_server(run, "c", "u", 10, sleep=lambda s: now.__setitem__(0, now[0] + s), clock=lambda: now[0])
+    assert len(calls) == 3 and all("pg_isready" in c for c in calls)
+    with pytest.raises(restore.RestoreError, match="within 2s"):
+        restore.wait_server(
+            lambda argv, data=None: (2, "", ""),
+            "c",
+            "u",
+            2,
+            sleep=lambda s: now.__setitem__(0, now[0] + s),
+            clock=lambda: now[0],
+        )
 
 
 @pytest.mark.slow
