@@ -34,3 +34,17 @@ def test_listens_on_loopback_only(host, stack):
         sockets = host.socket.get_listening_sockets()
         mine = [s for s in sockets if s.endswith(":%s" % port)]
         assert mine and all(s.startswith("tcp://127.0.0.1:") for s in mine), mine
+
+
+def test_lab_report_is_a_pdf_of_the_visit(host, stack):
+    base = stack["datasafe_health_url"].rsplit("/", 1)[0]
+    report = host.run("curl --silent --fail %s/reports/visit/V0000000001.pdf | head -c 5" % base)
+    assert report.rc == 0 and report.stdout == "%PDF-"
+    missing = host.run("curl --silent --output /dev/null --write-out '%%{http_code}' %s/reports/visit/NOPE.pdf" % base)
+    assert missing.stdout == "404"
+
+
+def test_invoice_export_is_a_workbook(host, stack):
+    base = stack["datasafe_health_url"].rsplit("/", 1)[0]
+    export = host.run("curl --silent --fail %s/exports/invoices.xlsx | head -c 2" % base)
+    assert export.rc == 0 and export.stdout == "PK"  # an XLSX is a zip archive

@@ -4,7 +4,9 @@ import os
 import pathlib
 
 import pg8000.native
-from flask import Flask, jsonify
+from flask import Flask, Response, abort, jsonify
+
+from lms_backend import documents
 
 app = Flask(__name__)
 VERSION = pathlib.Path(__file__).resolve().parent.parent.joinpath("VERSION").read_text().strip()
@@ -45,3 +47,18 @@ def health():
 @app.get("/")
 def index():
     return jsonify(service="lms-backend", version=VERSION)
+
+
+@app.get("/reports/visit/<visit_code>.pdf")
+def lab_report(visit_code):
+    pdf = documents.lab_report_pdf(visit_code)
+    if pdf is None:
+        abort(404)
+    return Response(pdf, mimetype="application/pdf")
+
+
+@app.get("/exports/invoices.xlsx")
+def invoice_export():
+    return Response(
+        documents.invoices_xlsx(), mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    )
