@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import yaml
-from conftest import REPO
+from pgbed import REPO
 
 RULE_ID = re.compile(r'^\s+id = "(datasafe-[a-z-]+)"', re.M)
 DESTRUCTIVE = """---

@@ -1,6 +1,6 @@
 """The test bed itself: a throwaway database is real, seeded deterministically, and removable."""
 
-from conftest import CRITICAL_TABLES
+from pgbed import CRITICAL_TABLES
 
 
 def test_throwaway_database_is_seeded_with_exact_counts(throwaway_pg):

@@ -13,7 +13,7 @@ import time
 import pytest
 from ansible.module_utils.datasafe import container, manifest
 from backup_helpers import good_backups, module_argv, run_module, tree_hashes, write_args
-from conftest import CRITICAL_TABLES, ThrowawayPostgres, docker
+from pgbed import CRITICAL_TABLES, ThrowawayPostgres, docker
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ import uuid
 import pytest
 from ansible.module_utils.datasafe import container, manifest
 from backup_helpers import REPO, good_backups, run_module, tree_hashes
-from conftest import CRITICAL_TABLES
+from pgbed import CRITICAL_TABLES
 
 pytestmark = pytest.mark.slow
 

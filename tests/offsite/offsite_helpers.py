@@ -9,32 +9,17 @@ here (only the process this fixture started is ever stopped).
 import datetime
 import gzip
 import hashlib
-import importlib.util
 import json
 import os
 import subprocess
-import sys
 import time
 import uuid
+
+from pgbed import ThrowawayPostgres, free_port  # noqa: F401 (re-exported to the off-site tests)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 
-
-def _root_conftest():
-    """tests/conftest.py as pytest loaded it (ThrowawayPostgres, free_port), without a second copy."""
-    path = os.path.join(os.path.dirname(HERE), "conftest.py")
-    for module in list(sys.modules.values()):
-        if os.path.abspath(getattr(module, "__file__", None) or "") == path:
-            return module
-    spec = importlib.util.spec_from_file_location("datasafe_tests_conftest", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ThrowawayPostgres = _root_conftest().ThrowawayPostgres
-free_port = _root_conftest().free_port
 
 VENV_BIN = os.path.join(REPO, ".venv", "bin")
 FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 from ansible.module_utils.datasafe import container, manifest, restore
-from conftest import CRITICAL_TABLES, ThrowawayPostgres
+from pgbed import CRITICAL_TABLES, ThrowawayPostgres
 from restore_helpers import databases, make_backup, run_module
 
 SEEDED = {"users": 10, "patients": 2000, "visits": 6000, "test_results": 18000, "invoices": 6000}

@@ -1,0 +1,151 @@
+"""The test bed for pytest: datasafe's engine on the import path, and throwaway PostgreSQL.
+
+Tests import from here (``from pgbed import ThrowawayPostgres``), never from ``conftest``:
+with several conftest.py files in the tree, ``conftest`` names whichever was imported first.
+
+A throwaway database is a real container of the test bed's PostgreSQL image, on host
+networking and a free loopback port, with its own labelled named volume. It is removed,
+volume included, when the fixture ends; only resources labelled ``io.datasafe.test`` are
+ever removed.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+import ansible.module_utils
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Modules import ansible.module_utils.datasafe.*, exactly as they do under Ansible.
+ansible.module_utils.__path__.append(os.path.join(REPO, "module_utils"))
+sys.path.insert(0, os.path.join(REPO, "library"))
+
+from ansible.module_utils.datasafe import container  # noqa: E402
+
+PG_IMAGE = os.environ.get("DATASAFE_PG_IMAGE", "datasafe/postgres:15-bookworm")
+LMS = os.path.join(REPO, "examples", "lms")
+TEST_LABEL = "io.datasafe.test"
+CRITICAL_TABLES = ["users", "patients", "visits", "test_results", "invoices"]
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def docker(*args, check=True, data=None):
+    return subprocess.run(["docker", *args], input=data, capture_output=True, text=True, check=check)
+
+
+class ThrowawayPostgres:
+    """A real PostgreSQL container with the LMS schema, for one test module."""
+
+    db = "lms_slncity"
+    user = "lms_user"
+    password = "throwaway-test-password"
+
+    def __init__(self):
+        self.id = uuid.uuid4().hex[:10]
+        self.container = "datasafe-test-pg-%s" % self.id
+        self.volume = "datasafe-test-%s_postgres_data" % self.id
+        self.port = free_port()
+        self.run = container.subprocess_runner
+
+    def start(self):
+        docker("volume", "create", "--label", "%s=1" % TEST_LABEL, self.volume)
+        docker(
+            "run",
+            "-d",
+            "--name",
+            self.container,
+            "--label",
+            "%s=1" % TEST_LABEL,
+            "--network",
+            "host",
+            "-e",
+            "POSTGRES_DB=%s" % self.db,
+            "-e",
+            "POSTGRES_USER=%s" % self.user,
+            "-e",
+            "POSTGRES_PASSWORD=%s" % self.password,
+            "-e",
+            "PGPORT=%d" % self.port,
+            "-v",
+            "%s:/var/lib/postgresql/data" % self.volume,
+            "-v",
+            "%s:/docker-entrypoint-initdb.d:ro" % os.path.join(LMS, "db", "init"),
+            PG_IMAGE,
+            "postgres",
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "fsync=off",
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            ready = docker(
+                "exec",
+                self.container,
+                "pg_isready",
+                "-q",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                self.user,
+                "-d",
+                self.db,
+                check=False,
+            )
+            if ready.returncode == 0:
+                return self
+            time.sleep(0.3)
+        logs = docker("logs", self.container, check=False)
+        raise RuntimeError("throwaway PostgreSQL did not become ready:\n%s%s" % (logs.stdout, logs.stderr))
+
+    def seed(self, scale=1):
+        gen = subprocess.Popen(
+            [sys.executable, os.path.join(LMS, "generate_data.py"), "--scale", str(scale)], stdout=subprocess.PIPE
+        )
+        load = subprocess.run(
+            container.psql_argv(self.container, self.db, self.user),
+            stdin=gen.stdout,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        gen.stdout.close()
+        if gen.wait() != 0 or load.returncode != 0:
+            raise RuntimeError("seeding failed: %s" % load.stderr)
+        return self
+
+    def psql(self, sql, check=True):
+        """Run SQL through psql inside the container; returns the CompletedProcess."""
+        proc = subprocess.run(
+            container.psql_argv(self.container, self.db, self.user, extra=["--csv", "-t"]),
+            input=sql,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if check and proc.returncode != 0:
+            raise RuntimeError("psql failed: %s" % proc.stderr)
+        return proc
+
+    def counts(self, tables=None):
+        return container.count_rows(self.run, self.container, self.db, self.user, tables or CRITICAL_TABLES)
+
+    def volume_identity(self):
+        out = docker("volume", "inspect", "--format", "{{.Name}} {{.CreatedAt}} {{.Mountpoint}}", self.volume)
+        return out.stdout.strip()
+
+    def remove(self):
+        docker("rm", "-f", self.container, check=False)
+        labels = docker(
+            "volume", "inspect", "--format", '{{ index .Labels "%s" }}' % TEST_LABEL, self.volume, check=False
+        ).stdout.strip()
+        if labels == "1":  # never remove anything the tests did not create
+            docker("volume", "rm", self.volume, check=False)
