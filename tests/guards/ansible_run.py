@@ -28,7 +28,9 @@ def run_playbook(plays, workdir, extra_env=None):
         ANSIBLE_FORKS="1",
         **(extra_env or {}),
     )
-    # workdir as cwd: the repository's ansible.cfg (inventory, profile callback) stays out of the way
+    # The repository's ansible.cfg (inventory, profile callback) stays out of the way: workdir as
+    # cwd, and no ANSIBLE_CONFIG inherited from `make` (its extra callback would wrap the JSON).
+    env.pop("ANSIBLE_CONFIG", None)
     proc = subprocess.run(
         [
             os.path.join(BIN, "ansible-playbook"),
