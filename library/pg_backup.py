@@ -102,7 +102,9 @@ options:
     type: float
     default: 0.5
   metrics_file:
-    description: Prometheus textfile (node_exporter textfile collector) updated on every run.
+    description:
+      - Prometheus textfile (node_exporter textfile collector) updated on every run, atomically and serialised
+        by a lock file C(<metrics_file>.lock) beside it; the samples of other databases and kinds are kept.
     type: path
   change_log:
     description: The protocol's change log (C(~/change-log.txt)); a JSON line goes to C(change-log.jsonl) beside it.
@@ -239,6 +241,50 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.datasafe import backup, changelog, container, manifest, metrics
 
 _PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+# The backup's textfile for node_exporter; an alert on
+# ``time() - datasafe_backup_last_success_timestamp_seconds > 26*3600`` sees a job that stopped.
+METRICS = (
+    metrics.gauge(
+        "datasafe_backup_last_run_timestamp_seconds", "Unix time the last backup run ended, successful or not."
+    ),
+    metrics.gauge("datasafe_backup_last_run_success", "1 when the last backup run produced a verified backup, else 0."),
+    metrics.gauge(
+        "datasafe_backup_last_success_timestamp_seconds", "Unix time the last verified backup was completed."
+    ),
+    metrics.gauge("datasafe_backup_last_size_bytes", "Size of the last verified backup file."),
+    metrics.gauge("datasafe_backup_last_duration_seconds", "Wall time of the last backup run."),
+    metrics.gauge("datasafe_backup_last_verified", "1 when the last verified backup passed every check."),
+    metrics.gauge(
+        "datasafe_backup_last_shrink_flagged",
+        "1 when the last verified backup was far smaller than the one before it.",
+    ),
+)
+
+
+def record_run(path, database, kind, success, ended, duration, size=None, verified=False, shrink=False):
+    """Update the textfile for one run of ``database``/``kind``; ``ended`` is a Unix time.
+
+    The samples of other databases and kinds are kept. A failed run updates only the run's own
+    samples, so the last success time (and that backup's size and checks) carry over.
+    """
+    labels = metrics.labels_key((("database", database), ("kind", kind)))
+
+    def change(samples):
+        def put(short, value):
+            text = ("%.3f" % value) if isinstance(value, float) else str(int(value))
+            samples[("datasafe_backup_" + short, labels)] = text
+
+        put("last_run_timestamp_seconds", float(ended))
+        put("last_run_success", 1 if success else 0)
+        put("last_duration_seconds", float(duration))
+        if success:
+            put("last_success_timestamp_seconds", float(ended))
+            put("last_size_bytes", size or 0)
+            put("last_verified", 1 if verified else 0)
+            put("last_shrink_flagged", 1 if shrink else 0)
+
+    return metrics.update(path, METRICS, change)
 
 
 def _git_revision(module, app_dir):
@@ -382,7 +428,7 @@ def main():
         if lock is not None:
             lock.release()
         if p["metrics_file"]:
-            metrics.record_run(p["metrics_file"], p["database"], p["kind"], False, time.time(), time.monotonic() - t0)
+            record_run(p["metrics_file"], p["database"], p["kind"], False, time.time(), time.monotonic() - t0)
         _changelog(
             p,
             "failed",
@@ -398,7 +444,7 @@ def main():
         )
     lock.release()
     if p["metrics_file"]:
-        metrics.record_run(
+        record_run(
             p["metrics_file"],
             p["database"],
             p["kind"],

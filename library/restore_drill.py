@@ -60,7 +60,9 @@ options:
     description: The human change log; the JSON log is beside it (C(.jsonl)). Omit to record nothing.
     type: path
   metrics_file:
-    description: Prometheus textfile to write (atomically). Omit to write none.
+    description:
+      - Prometheus textfile to update (atomically, serialised by a lock file C(<metrics_file>.lock) beside it).
+        The samples of other databases are kept. Omit to write none.
     type: path
 attributes:
   check_mode:
@@ -118,17 +120,21 @@ import time
 import uuid
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import changelog, container, manifest, restore
+from ansible.module_utils.datasafe import changelog, container, manifest, metrics, restore
 
-HELP = {
-    "datasafe_restore_drill_success": "1 when the last restore drill restored a backup whose counts match its manifest",
-    "datasafe_restore_drill_last_run_timestamp_seconds": "When the last restore drill ran (unix time)",
-    "datasafe_restore_drill_last_success_timestamp_seconds": "When a restore drill last passed (unix time)",
-    "datasafe_restore_drill_duration_seconds": "How long the last restore drill took",
-    "datasafe_restore_drill_backup_age_seconds": "Age of the backup the last drill restored",
-    "datasafe_restore_drill_rows_restored": "Rows counted in the critical tables after the last drill's restore",
-    "datasafe_restore_drill_count_mismatches": "Tables whose restored count differed from the manifest",
-}
+SUCCESS = "datasafe_restore_drill_success"
+LAST_SUCCESS = "datasafe_restore_drill_last_success_timestamp_seconds"
+METRICS = (
+    metrics.gauge(SUCCESS, "1 when the last restore drill restored a backup whose counts match its manifest"),
+    metrics.gauge("datasafe_restore_drill_last_run_timestamp_seconds", "When the last restore drill ran (unix time)"),
+    metrics.gauge(LAST_SUCCESS, "When a restore drill last passed (unix time)"),
+    metrics.gauge("datasafe_restore_drill_duration_seconds", "How long the last restore drill took"),
+    metrics.gauge("datasafe_restore_drill_backup_age_seconds", "Age of the backup the last drill restored"),
+    metrics.gauge(
+        "datasafe_restore_drill_rows_restored", "Rows counted in the critical tables after the last drill's restore"
+    ),
+    metrics.gauge("datasafe_restore_drill_count_mismatches", "Tables whose restored count differed from the manifest"),
+)
 
 
 def free_port():
@@ -238,31 +244,28 @@ def main():
 def record(p, result, module):
     """Change log and metrics, on success and failure alike."""
     backup = result["backup"] or {}
-    labels = {"database": p["database"]}
+    labels = metrics.labels_key((("database", p["database"]),))
     now = int(time.time())
     path = os.path.expanduser(p["metrics_file"]) if p["metrics_file"] else None
-    # The last success survives failed runs: "no passing drill for 8 days" is the alert that matters.
-    previous = (
-        restore.read_textfile(path).get(
-            ("datasafe_restore_drill_last_success_timestamp_seconds", restore.label_text(labels))
-        )
-        if path
-        else None
-    )
-    last_success = now if result["ok"] else previous
-    metrics = [
-        ("datasafe_restore_drill_success", labels, 1 if result["ok"] else 0),
-        ("datasafe_restore_drill_last_run_timestamp_seconds", labels, now),
-        ("datasafe_restore_drill_duration_seconds", labels, result["duration_seconds"]),
-        ("datasafe_restore_drill_backup_age_seconds", labels, int(backup.get("age_seconds") or 0)),
-        ("datasafe_restore_drill_rows_restored", labels, sum((result.get("counts") or {}).values())),
-        ("datasafe_restore_drill_count_mismatches", labels, len(result["problems"])),
-    ]
-    if last_success is not None:
-        metrics.insert(2, ("datasafe_restore_drill_last_success_timestamp_seconds", labels, last_success))
+
+    def change(samples):
+        # The last success survives failed runs: "no passing drill for 8 days" is the alert that matters.
+        if result["ok"]:
+            samples[(LAST_SUCCESS, labels)] = now
+        samples[(SUCCESS, labels)] = 1 if result["ok"] else 0
+        for name, value in (
+            ("datasafe_restore_drill_last_run_timestamp_seconds", now),
+            ("datasafe_restore_drill_duration_seconds", result["duration_seconds"]),
+            ("datasafe_restore_drill_backup_age_seconds", int(backup.get("age_seconds") or 0)),
+            ("datasafe_restore_drill_rows_restored", sum((result.get("counts") or {}).values())),
+            ("datasafe_restore_drill_count_mismatches", len(result["problems"])),
+        ):
+            samples[(name, labels)] = value
+
     try:
         if path:
-            result["metrics_file"] = restore.write_textfile(path, metrics, HELP)
+            metrics.update(path, METRICS, change)
+            result["metrics_file"] = path
         if p["change_log"]:
             path = os.path.expanduser(p["change_log"])
             message = (

@@ -18,7 +18,6 @@ Targets implement ``label``, ``state(entry, payload_name, encrypted)`` (``presen
 
 import base64
 import datetime
-import fcntl
 import hashlib
 import json
 import os
@@ -27,7 +26,7 @@ import shlex
 import tempfile
 import time
 
-from ansible.module_utils.datasafe import changelog, manifest
+from ansible.module_utils.datasafe import changelog, manifest, metrics
 
 CHUNK = 1024 * 1024
 AGE_MAGIC = b"age-encryption.org/v1\n"
@@ -689,63 +688,56 @@ class S3Target:
 
 
 METRICS = (
-    (
+    metrics.gauge(
         "datasafe_offsite_last_run_success",
         "1 when the last off-site run to the target copied or found every selected backup, 0 when it failed.",
     ),
-    ("datasafe_offsite_last_run_timestamp_seconds", "When the last off-site run to the target ended."),
-    ("datasafe_offsite_last_success_timestamp_seconds", "When an off-site run to the target last succeeded."),
-    ("datasafe_offsite_last_run_duration_seconds", "How long the last off-site run to the target took."),
-    ("datasafe_offsite_last_run_copied_backups", "Backups copied to the target by the last run."),
-    ("datasafe_offsite_last_run_copied_bytes", "Bytes copied to the target by the last run."),
-    ("datasafe_offsite_pending_backups", "Verified local backups not confirmed at the target after the last run."),
-    ("datasafe_offsite_newest_backup_timestamp_seconds", "End time of the newest backup confirmed at the target."),
-    ("datasafe_offsite_encrypted", "1 when the last run encrypted with age before copying."),
+    metrics.gauge("datasafe_offsite_last_run_timestamp_seconds", "When the last off-site run to the target ended."),
+    metrics.gauge(
+        "datasafe_offsite_last_success_timestamp_seconds", "When an off-site run to the target last succeeded."
+    ),
+    metrics.gauge("datasafe_offsite_last_run_duration_seconds", "How long the last off-site run to the target took."),
+    metrics.gauge("datasafe_offsite_last_run_copied_backups", "Backups copied to the target by the last run."),
+    metrics.gauge("datasafe_offsite_last_run_copied_bytes", "Bytes copied to the target by the last run."),
+    metrics.gauge(
+        "datasafe_offsite_pending_backups", "Verified local backups not confirmed at the target after the last run."
+    ),
+    metrics.gauge(
+        "datasafe_offsite_newest_backup_timestamp_seconds", "End time of the newest backup confirmed at the target."
+    ),
+    metrics.gauge("datasafe_offsite_encrypted", "1 when the last run encrypted with age before copying."),
 )
-_SAMPLE = re.compile(r'^(datasafe_offsite_[a-z_]+)\{target="((?:[^"\\]|\\.)*)"\} (\S+)$')
 
 
-def _escape(label):
-    return label.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _unescape(label):
-    return re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), label)
+def _number(value):
+    return "%d" % value if float(value).is_integer() else repr(float(value))
 
 
 def read_metrics(path):
     """``{target: {metric: float}}`` from a textfile written by :func:`write_metrics`."""
     samples = {}
-    try:
-        with open(path, encoding="utf-8") as handle:
-            for line in handle:
-                match = _SAMPLE.match(line.strip())
-                if match:
-                    samples.setdefault(_unescape(match.group(2)), {})[match.group(1)] = float(match.group(3))
-    except FileNotFoundError:
-        pass
+    for (name, labels), value in metrics.read(path).items():
+        if name.startswith("datasafe_offsite_") and len(labels) == 1 and labels[0][0] == "target":
+            samples.setdefault(labels[0][1], {})[name] = float(value)
     return samples
 
 
 def write_metrics(path, target, success, started, copied=0, copied_bytes=0, pending=0, newest=None, encrypted=False):
-    """Update this target's samples in the node_exporter textfile, atomically (tmp, fsync, rename).
+    """Update this target's samples in the node_exporter textfile (see :mod:`metrics`).
 
-    Other targets' samples are kept; on failure the last success time is carried over, so an
-    alert on its age fires. A lock file beside it serialises concurrent writers.
+    Other targets' samples are kept; on failure the last success time (and the newest backup
+    confirmed, when this run confirmed none) is carried over, so an alert on its age fires.
     """
-    path = os.path.abspath(os.path.expanduser(path))
-    directory = os.path.dirname(path)
-    os.makedirs(directory, mode=0o755, exist_ok=True)
-    lock = os.open(path + ".lock", os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        samples = read_metrics(path)
-        previous = samples.get(target, {})
+    labels = metrics.labels_key((("target", target),))
+
+    def change(samples):
+        def previous(name):
+            return float(samples.get((name, labels), 0))
+
         ended = time.time()
-        last_success = ended if success else previous.get("datasafe_offsite_last_success_timestamp_seconds", 0)
-        if newest is None:
-            newest = previous.get("datasafe_offsite_newest_backup_timestamp_seconds", 0)
-        samples[target] = {
+        last_success = ended if success else previous("datasafe_offsite_last_success_timestamp_seconds")
+        newest_end = newest if newest is not None else previous("datasafe_offsite_newest_backup_timestamp_seconds")
+        values = {
             "datasafe_offsite_last_run_success": 1 if success else 0,
             "datasafe_offsite_last_run_timestamp_seconds": round(ended, 3),
             "datasafe_offsite_last_success_timestamp_seconds": round(last_success, 3),
@@ -753,34 +745,13 @@ def write_metrics(path, target, success, started, copied=0, copied_bytes=0, pend
             "datasafe_offsite_last_run_copied_backups": copied,
             "datasafe_offsite_last_run_copied_bytes": copied_bytes,
             "datasafe_offsite_pending_backups": pending,
-            "datasafe_offsite_newest_backup_timestamp_seconds": round(newest or 0, 3),
+            "datasafe_offsite_newest_backup_timestamp_seconds": round(newest_end or 0, 3),
             "datasafe_offsite_encrypted": 1 if encrypted else 0,
         }
-        lines = []
-        for name, help_text in METRICS:
-            lines += ["# HELP %s %s" % (name, help_text), "# TYPE %s gauge" % name]
-            for label in sorted(samples):
-                if name in samples[label]:
-                    value = samples[label][name]
-                    text = "%d" % value if float(value).is_integer() else repr(float(value))
-                    lines.append('%s{target="%s"} %s' % (name, _escape(label), text))
-        fd, tmp = tempfile.mkstemp(prefix=".datasafe_offsite.", suffix=".tmp", dir=directory)
-        try:
-            os.write(fd, ("\n".join(lines) + "\n").encode("utf-8"))
-            os.fchmod(fd, 0o644)  # node_exporter runs as its own user and must read it
-            os.fsync(fd)
-            os.close(fd)
-            fd = None
-            os.rename(tmp, path)
-            tmp = None
-        finally:
-            if fd is not None:
-                os.close(fd)
-            if tmp is not None:
-                os.unlink(tmp)
-    finally:
-        os.close(lock)
-    return path
+        for name, value in values.items():
+            samples[(name, labels)] = _number(value)
+
+    return metrics.update(path, METRICS, change)
 
 
 # --------------------------------------------------------------------------- the modules' shared body

@@ -411,51 +411,6 @@ def _put_back(run, cont, user, maintenance_db, target, restored, keep_as, old, n
     return "; ".join(steps) or "the current database still has its name %s" % target
 
 
-# --- metrics -----------------------------------------------------------------------------------
-
-
-def read_textfile(path):
-    """``{(name, label text): value}`` of the samples in an existing textfile (empty when there is none)."""
-    samples = {}
-    try:
-        with open(path, encoding="utf-8") as handle:
-            for line in handle:
-                match = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})?\s+(\S+)$", line.strip())
-                if match:
-                    samples[(match.group(1), match.group(2) or "")] = match.group(3)
-    except FileNotFoundError:
-        pass
-    return samples
-
-
-def label_text(labels):
-    return ",".join(
-        '%s="%s"' % (k, str(v).replace("\\", "\\\\").replace('"', '\\"')) for k, v in sorted(labels.items())
-    )
-
-
-def write_textfile(path, metrics, help_texts):
-    """Write a Prometheus textfile atomically: ``metrics`` is ``[(name, labels dict, value)]``."""
-    lines, seen = [], set()
-    for name, labels, value in metrics:
-        if name not in seen:
-            seen.add(name)
-            lines.append("# HELP %s %s" % (name, help_texts.get(name, name)))
-            lines.append("# TYPE %s gauge" % name)
-        text = label_text(labels)
-        lines.append("%s%s %s" % (name, "{%s}" % text if text else "", value))
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = "%s.tmp.%d" % (path, os.getpid())
-    with open(tmp, "w") as out:
-        out.write("\n".join(lines) + "\n")
-        out.flush()
-        os.fsync(out.fileno())
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    return path
-
-
 # --- choosing a backup -------------------------------------------------------------------------
 
 

@@ -3,8 +3,9 @@
 import datetime
 import os
 
+import pg_backup
 import pytest
-from ansible.module_utils.datasafe import backup, manifest, metrics, retention
+from ansible.module_utils.datasafe import backup, manifest, retention
 from backup_helpers import fake_backup, utc
 
 
@@ -197,8 +198,8 @@ def test_shrink_is_flagged_by_size_and_by_lost_rows(tmp_path):
 
 def test_metrics_keep_the_last_success_across_a_failure(tmp_path):
     path = str(tmp_path / "datasafe_backup.prom")
-    metrics.record_run(path, "lms", "scheduled", True, 1000.0, 12.5, size=4096, verified=True)
-    metrics.record_run(path, "lms", "scheduled", False, 2000.0, 1.0)
+    pg_backup.record_run(path, "lms", "scheduled", True, 1000.0, 12.5, size=4096, verified=True)
+    pg_backup.record_run(path, "lms", "scheduled", False, 2000.0, 1.0)
     text = open(path).read()
     assert 'datasafe_backup_last_success_timestamp_seconds{database="lms",kind="scheduled"} 1000.000' in text
     assert 'datasafe_backup_last_run_timestamp_seconds{database="lms",kind="scheduled"} 2000.000' in text
