@@ -27,22 +27,40 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 
 extra=$(printf '{"datasafe_db_container": "%s", "datasafe_compose_dir": "%s", "datasafe_backup_dir": "%s", "datasafe_change_log": "%s", "datasafe_backup_label": "benchmark"}' \
   "$LMS_DB_CONTAINER" "$BENCH_COMPOSE_DIR" "$work/datasafe" "$work/change-log.txt")
+rounds=${BENCH_ROUNDS:-3}
+# Whichever runs first reads a cold page cache. An untimed warm-up dump, then rounds that
+# alternate the order, and the median of each side, keep the comparison about the commands.
+echo "bench-backup: warm-up (untimed): pg_dump > /dev/null" >&2
+docker exec "$LMS_DB_CONTAINER" pg_dump -U lms_user lms_slncity >/dev/null
+
+run_datasafe() {
+  ansible-playbook "$repo/playbooks/backup.yml" -e "$extra" >"$work/datasafe.log" 2>&1 \
+    || { tail -40 "$work/datasafe.log" >&2; exit 1; }
+}
+run_manual() {
+  rm -f "$work/manual/file.sql" "$work/manual/file.sql.gz"
+  docker exec "$LMS_DB_CONTAINER" pg_dump -U lms_user lms_slncity >"$work/manual/file.sql"
+  gzip "$work/manual/file.sql"
+}
+timed() { local t0 t1; t0=$(now); "$@"; t1=$(now); secs "$t0" "$t1"; }
+median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
 echo "bench-backup: datasafe: ansible-playbook playbooks/backup.yml on $LMS_DB_CONTAINER" >&2
-t0=$(now)
-ansible-playbook "$repo/playbooks/backup.yml" -e "$extra" >"$work/datasafe.log" 2>&1 \
-  || { tail -40 "$work/datasafe.log" >&2; exit 1; }
-t1=$(now)
-
 echo "bench-backup: manual: docker exec $LMS_DB_CONTAINER pg_dump -U lms_user lms_slncity > file.sql && gzip file.sql" >&2
-t2=$(now)
-docker exec "$LMS_DB_CONTAINER" pg_dump -U lms_user lms_slncity >"$work/manual/file.sql"
-gzip "$work/manual/file.sql"
-t3=$(now)
+ours=() theirs=()
+for ((i = 1; i <= rounds; i++)); do
+  if ((i % 2)); then
+    ours+=("$(timed run_datasafe)"); theirs+=("$(timed run_manual)")
+  else
+    theirs+=("$(timed run_manual)"); ours+=("$(timed run_datasafe)")
+  fi
+  echo "bench-backup: round $i: datasafe ${ours[-1]} s, manual ${theirs[-1]} s" >&2
+done
 
-ds_file=$(ls "$work/datasafe"/lms_backup_*.sql.gz)
+ds_file=$(ls "$work/datasafe"/lms_backup_*.sql.gz | tail -n 1)
 ds_size=$(stat -c %s "$ds_file")
 manual_size=$(stat -c %s "$work/manual/file.sql.gz")
-a=$(secs "$t0" "$t1") b=$(secs "$t2" "$t3")
-echo "datasafe backup: $(basename "$ds_file") $((ds_size / 1000000)) MB, verified, manifest + same-snapshot counts, in $a s"
-echo "manual backup:   file.sql.gz $((manual_size / 1000000)) MB, unverified, in $b s"
+a=$(median "${ours[@]}") b=$(median "${theirs[@]}")
+echo "datasafe backup: $(basename "$ds_file") $((ds_size / 1000000)) MB, verified, manifest + same-snapshot counts, median $a s of $rounds"
+echo "manual backup:   file.sql.gz $((manual_size / 1000000)) MB, unverified, median $b s of $rounds"
 awk -v a="$a" -v b="$b" 'BEGIN { printf "backup ratio %.2f (datasafe %.1f s / manual %.1f s)\n", a / b, a, b }'
