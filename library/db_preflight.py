@@ -139,10 +139,11 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    env = dict(os.environ, **{k: str(v) for k, v in p["compose_env"].items()})
+    # Only the compose variables: run_command keeps the rest of the environment as it is.
+    env = {k: str(v) for k, v in p["compose_env"].items()}
 
     def run(argv, run_env=None):
-        return module.run_command(argv, environ_update=run_env and {k: v for k, v in run_env.items()})
+        return module.run_command(argv, environ_update=run_env)
 
     base = compose.compose_argv(p["project"], p["compose_files"], p["compose_dir"])
     result = dict(changed=False, compose_argv=base)
