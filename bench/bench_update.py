@@ -20,6 +20,9 @@ import threading
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import phases  # noqa: E402
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAME = "benchupdate"
 ENV = dict(
@@ -28,6 +31,7 @@ ENV = dict(
     DATASAFE_TEST_SLOT="20",
     MOLECULE_PROJECT_DIRECTORY=REPO,
     ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
+    PROFILE_TASKS_TASK_OUTPUT_LIMIT="all",
 )
 INVENTORY = os.path.join(REPO, "molecule", "resources", "inventory", "hosts.yml")
 ROOT = "/var/tmp/datasafe-molecule/%s" % NAME
@@ -134,7 +138,14 @@ def manual_update(version):
 def datasafe_update(version):
     with Prober(version) as probe:
         start = time.monotonic()
-        run(["ansible-playbook", "-i", INVENTORY, os.path.join(REPO, "playbooks", "safe_update.yml")])
+        output = run(["ansible-playbook", "-i", INVENTORY, os.path.join(REPO, "playbooks", "safe_update.yml")])
+    # Where the time went: every task from the old stack's stop to the new release's health check.
+    times = phases.task_times(output)
+    names = [name for _, name in times]
+    first = next(i for i, name in enumerate(names) if "Stop the old stack" in name)
+    last = next(i for i, name in enumerate(names) if "health endpoint" in name.lower() and i > first)
+    for seconds, name in times[first : last + 1]:
+        print("  %5.2f s  %s" % (seconds, name), flush=True)
     return probe.downtime, probe.back_up - start
 
 

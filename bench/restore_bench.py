@@ -14,7 +14,6 @@
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -28,6 +27,9 @@ import ansible.module_utils  # noqa: E402
 
 ansible.module_utils.__path__.append(os.path.join(REPO, "module_utils"))
 from ansible.module_utils.datasafe import container, manifest, restore  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import phases  # noqa: E402
 
 BIN = os.path.join(REPO, ".venv", "bin")
 COMPOSE_FILE = os.path.join(REPO, "examples", "lms", "docker-compose.prod.yml")
@@ -77,11 +79,8 @@ def playbook(name, varsfile, *extra, log=None):
 def report_phases(log):
     """Every task of a playbook run that took 0.5 s or more, in order, from profile_tasks' recap."""
     with open(log) as handle:
-        recap = handle.read().split("TASKS RECAP")[-1].splitlines()
-    for line in recap:
-        match = re.match(r"^(.*?) -+ (\d+\.\d+)s$", line.strip())
-        if match and float(match.group(2)) >= 0.5:
-            say("  %6.1f s  %s" % (float(match.group(2)), match.group(1)))
+        for seconds, task in phases.task_times(handle.read(), minimum=0.5):
+            say("  %6.1f s  %s" % (seconds, task))
 
 
 def healthy():
