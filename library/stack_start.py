@@ -1,0 +1,322 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+"""Start compose services and wait until they answer (pg_isready, the health URL)."""
+
+DOCUMENTATION = r"""
+---
+module: stack_start
+short_description: Start a compose stack database first, prove its rows, then the application
+description:
+  - Runs C(docker compose up --detach --no-build --pull never) and polls until the services
+    answer, and returns how long that took. It never builds, never pulls, never stops and never
+    removes anything; images must be present (the safe update builds them first).
+  - With O(database), the database service starts first and alone. When its server accepts
+    connections (C(pg_isready) inside the container) and O(database.tables) are given, their
+    rows are counted exactly in one snapshot and compared with O(database.compare_to); if a
+    table lost rows the module fails B(before the application starts), so a new version never
+    runs against data that is already short.
+  - Then O(services) start (every service when empty) and, with O(wait_url), the module waits
+    until GET on it answers 200.
+  - Readiness is asked of the services themselves every O(wait_interval) seconds, not read from
+    Docker's C(healthy), which lags by up to a healthcheck interval; on a restart every such
+    second is downtime. A started container that exits, vanishes or turns C(unhealthy) while
+    it is waited for ends the wait at once, with its log tail, instead of running out
+    O(wait_timeout).
+version_added: "0.2.0"
+author: datasafe maintainers
+options:
+  project_src:
+    description: Directory of the compose project (its files are relative to it).
+    type: path
+    required: true
+  project_name:
+    description: Compose project name.
+    type: str
+    required: true
+  files:
+    description: Compose files, relative to O(project_src) or absolute.
+    type: list
+    elements: str
+    default: [docker-compose.yml]
+  database:
+    description: The PostgreSQL service to start first and prove before anything else starts.
+    type: dict
+    suboptions:
+      service:
+        description: Its compose service name.
+        type: str
+        required: true
+      container:
+        description: Its container name.
+        type: str
+        required: true
+      user:
+        description: Role for C(pg_isready) and the counts.
+        type: str
+        required: true
+      name:
+        description: The database to wait for and count in.
+        type: str
+        required: true
+      tables:
+        description: Critical tables to count once the server answers; none counts nothing.
+        type: list
+        elements: str
+        default: []
+      compare_to:
+        description:
+          - An earlier snapshot (RV(counts) of this module or of C(row_counts)). A table with
+            fewer rows fails the module before the application starts.
+        type: dict
+      label:
+        description: A name for this count (for example C(after down)), repeated in messages.
+        type: str
+        default: after start
+  services:
+    description:
+      - Services to start (after O(database) when given); empty starts every service.
+      - Naming them lets O(dependencies=false) skip compose's wait for a dependency that was
+        already proven here.
+    type: list
+    elements: str
+    default: []
+  dependencies:
+    description:
+      - With V(false), C(--no-deps) for O(services). It is for a caller that checked the
+        dependencies itself (O(database) above), so compose does not wait again for Docker's
+        C(healthy) (it polls every 0.5 s).
+    type: bool
+    default: true
+  wait_url:
+    description: Wait until GET on this http(s) URL answers 200.
+    type: str
+  wait_timeout:
+    description: Seconds to wait for the database and, separately, for O(wait_url).
+    type: int
+    default: 120
+  wait_interval:
+    description: Seconds between two polls.
+    type: float
+    default: 0.1
+attributes:
+  check_mode:
+    support: full
+    description: In check mode nothing runs; the commands that would run are returned.
+  diff_mode:
+    support: none
+notes:
+  - The compose variables (project name overrides, ports, image tags) come from the task's
+    C(environment), as for community.docker.docker_compose_v2.
+seealso:
+  - module: community.docker.docker_compose_v2
+"""
+
+EXAMPLES = r"""
+- name: Start the database, prove no table lost a row, then start the application
+  stack_start:
+    project_src: /srv/lms
+    project_name: lms
+    files: [docker-compose.prod.yml]
+    database:
+      service: postgres
+      container: lms-postgres
+      user: lms_user
+      name: lms_slncity
+      tables: [users, patients, visits, test_results, invoices]
+      compare_to: "{{ counts_before.counts }}"
+      label: after down
+    services: [backend]
+    dependencies: false
+    wait_url: http://127.0.0.1:5002/health
+  register: started
+"""
+
+RETURN = r"""
+commands:
+  description: The compose commands that ran (or would run, in check mode), in order.
+  returned: always
+  type: list
+  elements: list
+  sample: [[docker, compose, -p, lms, --project-directory, /srv/lms, -f, /srv/lms/docker-compose.prod.yml, up,
+            --detach, --no-build, --pull, never, postgres]]
+waited:
+  description: Seconds from the end of each C(up) until the service answered.
+  returned: success
+  type: dict
+  sample: {"postgres": 0.31, "url": 0.52}
+counts:
+  description: Exact row count of every table in O(database.tables), once the database answered.
+  returned: when O(database.tables) were counted
+  type: dict
+  sample: {"users": 10, "patients": 2000}
+total:
+  description: Sum of RV(counts).
+  returned: when O(database.tables) were counted
+  type: int
+  sample: 2010
+problems:
+  description: Every table that lost rows against O(database.compare_to); the module failed if any.
+  returned: always
+  type: list
+  elements: dict
+containers:
+  description: The containers that were started and watched while waiting.
+  returned: success
+  type: list
+  elements: str
+  sample: [lms-postgres, lms-backend]
+"""
+
+import re
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.datasafe import compose, container, counts, ready, stack
+
+_SERVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def up_argv(base, services, dependencies=True):
+    argv = base + ["up", "--detach", "--no-build", "--pull", "never"]
+    if not dependencies:
+        argv.append("--no-deps")
+    return argv + list(services)
+
+
+class Starter:
+    def __init__(self, module):
+        self.module, self.p, self.run = module, module.params, module.run_command
+        self.result = dict(changed=False, commands=[], waited={}, problems=[], containers=[])
+
+    def fail(self, msg):
+        self.module.fail_json(msg="stack_start: %s" % msg, **self.result)
+
+    def up(self, argv, services):
+        """Run ``up``; returns a callable naming the started containers (asked only when needed,
+        so the fast path spends no time on it)."""
+        self.result["changed"] = True
+        rc, out, err = self.run(argv)
+        if rc != 0:
+            self.fail("docker compose up failed (exit %s): %s" % (rc, (err or out).strip()))
+        return lambda: self.containers(services)
+
+    def containers(self, services):
+        try:
+            present = stack.project_containers(self.run, self.p["project_name"])
+        except stack.DockerError as exc:
+            self.fail(str(exc))
+        names = [present[s]["container"] for s in (services or sorted(present)) if s in present]
+        self.result["containers"] += [n for n in names if n not in self.result["containers"]]
+        return names
+
+    def wait(self, key, what, probe, watch):
+        try:
+            self.result["waited"][key] = ready.wait_for(
+                what, probe, self.run, watch=watch, timeout=self.p["wait_timeout"], interval=self.p["wait_interval"]
+            )
+        except ready.NotReady as exc:
+            self.fail("started, but %s" % exc)
+
+    def database(self, db, argv):
+        watch = self.up(argv, [db["service"]])
+        self.wait(
+            "postgres",
+            "PostgreSQL in %s" % db["container"],
+            lambda: ready.pg_ready(self.run, db["container"], db["user"], db["name"]),
+            watch,
+        )
+        if not db["tables"]:
+            return
+        try:
+            snapshot = container.count_rows(
+                container.module_runner(self.module), db["container"], db["name"], db["user"], db["tables"]
+            )
+        except container.ContainerError as exc:
+            self.fail("could not count rows (%s) in %s/%s: %s" % (db["label"], db["container"], db["name"], exc))
+        self.result.update(counts=snapshot, total=sum(snapshot.values()))
+        if db["compare_to"] is not None:
+            self.result["problems"] = counts.compare(db["compare_to"], snapshot)
+            if self.result["problems"]:
+                self.fail(
+                    "row counts %s: %s; nothing else was started"
+                    % (db["label"], counts.describe(self.result["problems"]))
+                )
+
+
+def check_params(p):
+    """Every problem with the input, before anything runs."""
+    bad = [s for s in p["services"] + ([p["database"]["service"]] if p["database"] else []) if not _SERVICE.match(s)]
+    if bad:
+        raise ValueError("%r is not a compose service name: give names from the compose file" % bad[0])
+    if p["wait_timeout"] < 1 or not 0.01 <= p["wait_interval"] <= 10:
+        raise ValueError("wait_timeout must be at least 1 s and wait_interval 0.01 to 10 s")
+    if p["wait_url"] is not None:
+        ready.check_url(p["wait_url"])
+    db = p["database"]
+    if db:
+        for table in db["tables"]:
+            container.quote_ident(table)
+        if db["compare_to"] is not None:
+            try:
+                db["compare_to"] = {t: int(n) for t, n in db["compare_to"].items()}
+            except (TypeError, ValueError):
+                raise ValueError(
+                    "database.compare_to must map table names to whole numbers, as row_counts returns them"
+                ) from None
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            project_src=dict(type="path", required=True),
+            project_name=dict(type="str", required=True),
+            files=dict(type="list", elements="str", default=["docker-compose.yml"]),
+            database=dict(
+                type="dict",
+                options=dict(
+                    service=dict(type="str", required=True),
+                    container=dict(type="str", required=True),
+                    user=dict(type="str", required=True),
+                    name=dict(type="str", required=True),
+                    tables=dict(type="list", elements="str", default=[]),
+                    compare_to=dict(type="dict"),
+                    label=dict(type="str", default="after start"),
+                ),
+            ),
+            services=dict(type="list", elements="str", default=[]),
+            dependencies=dict(type="bool", default=True),
+            wait_url=dict(type="str"),
+            wait_timeout=dict(type="int", default=120),
+            wait_interval=dict(type="float", default=0.1),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    try:
+        check_params(p)
+    except ValueError as exc:
+        module.fail_json(msg="stack_start: %s" % exc, changed=False)
+
+    base = compose.compose_argv(p["project_name"], p["files"], p["project_src"])
+    starter = Starter(module)
+    steps = []
+    if p["database"]:
+        steps.append(up_argv(base, [p["database"]["service"]]))
+    steps.append(up_argv(base, p["services"], p["dependencies"]))
+    starter.result["commands"] = steps
+    if module.check_mode:
+        starter.result["changed"] = True
+        module.exit_json(**starter.result)
+
+    if p["database"]:
+        starter.database(p["database"], steps[0])
+    watch = starter.up(steps[-1], p["services"])
+    if p["wait_url"]:
+        starter.wait("url", "GET %s" % p["wait_url"], lambda: ready.url_status(p["wait_url"]), watch)
+    if p["database"]:
+        starter.containers([p["database"]["service"]])
+    starter.containers(p["services"])
+    module.exit_json(**starter.result)
+
+
+if __name__ == "__main__":
+    main()
