@@ -43,6 +43,15 @@ options:
         healthcheck, healthy.
     type: bool
     default: true
+  wait_healthy:
+    description:
+      - Seconds to wait, re-reading the stack every 0.2 s, while a running service's
+        healthcheck still says C(starting) (right after a start). Docker's C(healthy) lags the
+        service by up to one healthcheck interval; this waits for it instead of calling the
+        stack broken. V(0) judges at once.
+      - Only C(starting) is waited for; a stopped service or an C(unhealthy) one is a problem at once.
+    type: int
+    default: 0
   compare_volume_to:
     description:
       - An earlier RV(volume). Any change of its identity (name, mountpoint, data directory
@@ -102,6 +111,8 @@ problems:
   elements: str
 """
 
+import time
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.datasafe import stack
 
@@ -115,6 +126,7 @@ def main():
             volume_name=dict(type="str"),
             data_path=dict(type="str", default=stack.PGDATA),
             require_running=dict(type="bool", default=True),
+            wait_healthy=dict(type="int", default=0),
             compare_volume_to=dict(type="dict"),
             fail_on_problems=dict(type="bool", default=True),
         ),
@@ -123,8 +135,16 @@ def main():
     p = module.params
     run = module.run_command
     expected = p["volume_name"] or "%s_%s" % (p["project"], p["volume"])
+    if p["wait_healthy"] < 0:
+        module.fail_json(msg="stack_info: wait_healthy must be 0 (judge at once) or a number of seconds")
     try:
         services = stack.project_containers(run, p["project"])
+        deadline = time.monotonic() + p["wait_healthy"]
+        while any(svc["running"] and svc["health"] == "starting" for svc in services.values()):
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.2)
+            services = stack.project_containers(run, p["project"])
         volume = stack.volume_identity(run, expected)
     except stack.DockerError as exc:
         module.fail_json(msg="stack_info: %s" % exc, problems=[str(exc)])
