@@ -117,6 +117,16 @@ options:
     description: Seconds C(pg_dump) waits for its table locks (a migration holding a table) before failing.
     type: int
     default: 120
+  nice:
+    description:
+      - Run this backup at a lower CPU priority (0 to 19, as C(nice -n)): C(pg_dump) and its
+        compression inside the container, and this module's own hashing and verification on the
+        host. The restore uses it for its safety backup, which runs beside the restore of the
+        backup and must not slow it; the backup is still complete and verified before it returns.
+      - 0 (the default) keeps the normal priority. The server process answering C(pg_dump) keeps
+        the server's priority.
+    type: int
+    default: 0
 attributes:
   check_mode:
     support: full
@@ -327,6 +337,7 @@ def main():
             change_log=dict(type="path"),
             lock_timeout=dict(type="int", default=0),
             lock_wait_timeout=dict(type="int", default=120),
+            nice=dict(type="int", default=0),
         ),
         supports_check_mode=True,
     )
@@ -343,6 +354,8 @@ def main():
             raise ValueError("shrink_ratio must be between 0 and 1, not %s" % p["shrink_ratio"])
         if p["lock_timeout"] < 0 or p["lock_wait_timeout"] < 0:
             raise ValueError("lock_timeout and lock_wait_timeout must not be negative")
+        if not 0 <= p["nice"] <= 19:
+            raise ValueError("nice must be between 0 (normal priority) and 19 (lowest), not %s" % p["nice"])
     except ValueError as exc:
         module.fail_json(msg="pg_backup: %s" % exc, stage="options")
     if compress_on == "host" and p["compression"] == "zstd" and not shutil.which("zstd"):
@@ -381,6 +394,8 @@ def main():
             msg="would write a verified %s backup %s in %s" % (p["kind"], name, directory),
         )
 
+    if p["nice"]:
+        os.nice(p["nice"])  # this process, its threads and the docker clients it starts
     t0 = time.monotonic()
     lock = None
     try:

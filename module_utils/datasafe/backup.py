@@ -82,8 +82,15 @@ def check_options(fmt, compression, level, compress_on):
     return level, compress_on
 
 
-def pg_dump_argv(cont, db, user, snapshot, fmt, compression, level, compress_on, lock_wait_timeout):
+def pg_dump_argv(cont, db, user, snapshot, fmt, compression, level, compress_on, lock_wait_timeout, nice=0):
+    """pg_dump inside the container; with ``nice`` it runs (and compresses) at that lower CPU priority.
+
+    A process started by ``docker exec`` does not inherit the caller's niceness, so ``nice`` must
+    be in the argv run inside the container (coreutils ``nice``, present in the PostgreSQL images).
+    """
     argv = ["pg_dump", "-U", user, "-d", db, "--snapshot=%s" % snapshot]
+    if nice:
+        argv = ["nice", "-n", str(int(nice))] + argv
     if lock_wait_timeout:
         argv.append("--lock-wait-timeout=%ds" % lock_wait_timeout)
     if fmt == "custom":
@@ -524,6 +531,7 @@ def run_backup(spec):
                 spec["level"],
                 spec["compress_on"],
                 spec["lock_wait_timeout"],
+                spec.get("nice", 0),
             )
         ]
         stages = ["pg_dump"]

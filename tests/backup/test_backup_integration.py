@@ -89,6 +89,7 @@ def test_backup_restores_into_a_fresh_database_with_identical_counts(throwaway_p
         {"compression": "zstd"},
         {"format": "custom"},
         {"compress_on": "host"},
+        {"nice": 19},  # pg_dump under the container's coreutils nice, the module itself reniced
     ],
 )
 def test_other_formats_restore_with_identical_counts(throwaway_pg, tmp_path, bdir, extra):
@@ -114,6 +115,7 @@ def test_check_mode_writes_nothing(throwaway_pg, tmp_path, bdir):
         ({"tables": ["users", "no_such_table"]}, "check tables"),
         ({"tables": ["users; DROP TABLE users"]}, "options"),
         ({"format": "custom", "compression": "zstd"}, "options"),
+        ({"nice": 20}, "options"),
     ],
 )
 def test_bad_input_fails_naming_the_stage_and_touches_nothing(throwaway_pg, tmp_path, bdir, bad, stage):

@@ -52,6 +52,13 @@ def test_pg_dump_compresses_inside_the_container_by_default():
     ]
 
 
+def test_a_niced_pg_dump_runs_under_nice_inside_the_container():
+    # docker exec does not pass the caller's niceness on: nice must be in the argv run inside.
+    argv = backup.pg_dump_argv("c", "db", "u", "00000003-1", "plain", "gzip", 3, "container", 0, nice=10)
+    assert argv[:7] == ["docker", "exec", "c", "nice", "-n", "10", "pg_dump"]
+    assert backup.pg_dump_argv("c", "db", "u", "s", "plain", "gzip", 3, "container", 0)[3] == "pg_dump"
+
+
 def test_link_never_replaces_an_existing_file(tmp_path):
     (tmp_path / "b_1.sql.gz").write_bytes(b"old")
     (tmp_path / "b.sql.gz").write_bytes(b"older")
