@@ -80,6 +80,14 @@ options:
     type: list
     elements: str
     default: []
+  exclude_services:
+    description:
+      - With O(services) empty, start every service of the compose files except these, by name
+        (read with C(docker compose config --services)), for example every service but a
+        database that is already up.
+    type: list
+    elements: str
+    default: []
   dependencies:
     description:
       - With V(false), C(--no-deps) for O(services). It is for a caller that checked the
@@ -244,9 +252,12 @@ class Starter:
 
 def check_params(p):
     """Every problem with the input, before anything runs."""
-    bad = [s for s in p["services"] + ([p["database"]["service"]] if p["database"] else []) if not _SERVICE.match(s)]
+    named = p["services"] + p["exclude_services"] + ([p["database"]["service"]] if p["database"] else [])
+    bad = [s for s in named if not _SERVICE.match(s)]
     if bad:
         raise ValueError("%r is not a compose service name: give names from the compose file" % bad[0])
+    if p["services"] and p["exclude_services"]:
+        raise ValueError("give services or exclude_services, not both")
     if p["wait_timeout"] < 1 or not 0.01 <= p["wait_interval"] <= 10:
         raise ValueError("wait_timeout must be at least 1 s and wait_interval 0.01 to 10 s")
     if p["wait_url"] is not None:
@@ -283,6 +294,7 @@ def main():
                 ),
             ),
             services=dict(type="list", elements="str", default=[]),
+            exclude_services=dict(type="list", elements="str", default=[]),
             dependencies=dict(type="bool", default=True),
             wait_url=dict(type="str"),
             wait_timeout=dict(type="int", default=120),
@@ -298,6 +310,11 @@ def main():
 
     base = compose.compose_argv(p["project_name"], p["files"], p["project_src"])
     starter = Starter(module)
+    if p["exclude_services"]:
+        rc, out, err = module.run_command(base + ["config", "--services"])
+        if rc != 0:
+            starter.fail("docker compose config failed (exit %s): %s" % (rc, (err or out).strip()))
+        p["services"] = [s for s in out.split() if s not in p["exclude_services"]]
     steps = []
     if p["database"]:
         steps.append(up_argv(base, [p["database"]["service"]]))

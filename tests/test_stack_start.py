@@ -246,9 +246,19 @@ def test_an_endpoint_that_never_answers_fails_after_the_timeout_saying_so(stack)
     assert counts(stack) == stack["seeded"]
 
 
+def test_every_service_but_a_running_database_starts_by_name(stack):
+    stack["sh"](*stack["compose"], "stop", "backend")
+    result = start(stack, database=None, services=[], exclude_services=["postgres"])
+    assert not result["failed"], result["msg"]
+    assert result["commands"] == [result["commands"][0][:-2] + ["--no-deps", "backend"]]
+    assert running(stack, stack["backend"]) and health(stack)[0] == 200
+    assert result["containers"] == [stack["backend"]]
+
+
 @pytest.mark.parametrize(
     "overrides, problem",
     [
+        ({"services": ["backend"], "exclude_services": ["postgres"]}, "not both"),
         ({"services": ["backend; docker volume prune -f"]}, "is not a compose service name"),
         ({"wait_url": "file:///etc/passwd"}, "not an http(s) URL"),
         ({"wait_timeout": 0}, "wait_timeout must be at least 1 s"),
