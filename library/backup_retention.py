@@ -179,15 +179,18 @@ def main():
         e for e in manifest.list_backups(directory) if p["database"] is None or e["database"] in (None, p["database"])
     ]
 
-    # Prune only after a new backup was verified.
-    newest = manifest.newest_verified(directory, database=p["database"])
-    refusal = None
+    # Prune only after a new backup was verified (re-hashed once here, not again below).
+    refusal, known_good = None, ()
     if p["new_backup"]:
         mine = [e for e in entries if e["path"] == os.path.abspath(p["new_backup"])]
         problems = manifest.verify_file(mine[0]) if mine else ["it is not in %s" % directory]
         if problems:
             refusal = "the new backup %s is not a good backup: %s" % (p["new_backup"], "; ".join(problems))
-    elif newest is None or (now - newest["end"]).total_seconds() > p["require_verified_within"]:
+        else:
+            known_good = (mine[0]["path"],)
+    newest = manifest.newest_verified(directory, database=p["database"], known_good=known_good)
+    stale = newest is None or (now - newest["end"]).total_seconds() > p["require_verified_within"]
+    if not p["new_backup"] and stale:
         refusal = "there is no good backup younger than %d s in %s: make a backup first" % (
             p["require_verified_within"],
             directory,

@@ -106,6 +106,19 @@ def test_a_flipped_byte_is_reported_and_never_counts_as_the_newest_good_backup(t
     assert manifest.newest_verified(d)["file"] == "lms_backup_20261120_020000.sql.gz"
 
 
+def test_a_backup_the_caller_just_verified_is_not_hashed_again_and_others_still_are(tmp_path, monkeypatch):
+    d = str(tmp_path)
+    older = fake_backup(d, "lms_backup_20261120_020000.sql.gz", utc(2026, 11, 20, 2))
+    newest = fake_backup(d, "lms_backup_20261121_020000.sql.gz", utc(2026, 11, 21, 2))
+    hashed = []
+    real = manifest.verify_file
+    monkeypatch.setattr(manifest, "verify_file", lambda entry: hashed.append(entry["path"]) or real(entry))
+    assert manifest.newest_verified(d, known_good=(newest,))["path"] == newest
+    assert hashed == []
+    assert manifest.newest_verified(d, known_good=(older,))["path"] == newest
+    assert hashed == [newest]
+
+
 def test_newest_verified_filters_by_database_kind_and_age(tmp_path):
     d = str(tmp_path)
     fake_backup(d, "a_20261120_020000.sql.gz", utc(2026, 11, 20, 2), kind="scheduled")
