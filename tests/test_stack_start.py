@@ -157,20 +157,25 @@ def stack():
         )
 
 
+def database(stack, compare_to):
+    """The database option as the safe update passes it: count and compare after down."""
+    return dict(
+        service="postgres",
+        container=stack["db"],
+        user="lms_user",
+        name="lms_slncity",
+        tables=CRITICAL_TABLES,
+        compare_to=compare_to,
+        label="after down",
+    )
+
+
 def start(stack, check_mode=False, **overrides):
     args = dict(
         project_src=LMS,
         project_name=stack["project"],
         files=["docker-compose.prod.yml"],
-        database=dict(
-            service="postgres",
-            container=stack["db"],
-            user="lms_user",
-            name="lms_slncity",
-            tables=CRITICAL_TABLES,
-            compare_to=stack["seeded"],
-            label="after down",
-        ),
+        database=database(stack, stack["seeded"]),
         services=["backend"],
         dependencies=False,
         wait_url=stack["url"],
@@ -220,16 +225,7 @@ def test_from_a_stopped_stack_it_starts_the_database_counts_then_serves(stack):
 def test_lost_rows_stop_it_before_the_application_starts(stack):
     down(stack)
     more = dict(stack["seeded"], visits=stack["seeded"]["visits"] + 7)  # a snapshot with rows the data lacks
-    database = dict(
-        service="postgres",
-        container=stack["db"],
-        user="lms_user",
-        name="lms_slncity",
-        tables=CRITICAL_TABLES,
-        compare_to=more,
-        label="after down",
-    )
-    result = start(stack, database=database)
+    result = start(stack, database=database(stack, more))
     assert result["failed"]
     assert "row counts after down" in result["msg"] and "visits" in result["msg"]
     assert "nothing else was started" in result["msg"]
