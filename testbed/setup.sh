@@ -75,6 +75,22 @@ ensure_tools() {
     command -v "$tool" >/dev/null || missing+=("$package")
   done
   if ((${#missing[@]})); then apt_install "${missing[@]}"; fi
+  ensure_sshd
+}
+
+ensure_sshd() {
+  # The rsync-over-ssh tests run their own sshd on a loopback port with throwaway keys. Only
+  # the binary is wanted: policy-rc.d keeps the package from starting a system sshd on port 22.
+  [[ -x /usr/sbin/sshd ]] && return
+  is_root || die "need openssh-server for the rsync-over-ssh tests: run 'sudo apt-get install openssh-server' and try again"
+  local policy=/usr/sbin/policy-rc.d own_policy=0
+  if [[ ! -e "$policy" ]]; then
+    printf '#!/bin/sh\n# datasafe setup: start no service while packages install\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    own_policy=1
+  fi
+  apt_install openssh-server || { ((own_policy)) && rm -f "$policy"; exit 1; }
+  if ((own_policy)); then rm -f "$policy"; fi
 }
 
 ensure_tools
