@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.join(REPO, "module_utils"))
 import ansible.module_utils  # noqa: E402
 
 ansible.module_utils.__path__.append(os.path.join(REPO, "module_utils"))
-from ansible.module_utils.datasafe import container, manifest, restore  # noqa: E402
+from ansible.module_utils.datasafe import container, manifest, ready, restore  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import phases  # noqa: E402
@@ -153,7 +153,7 @@ def main():
         say("starting the bench's own stack and seeding it from the backup")
         remove_own_stack()
         compose("up", "-d", "postgres")
-        wait_for(lambda: restore.server_ready(run, DB_CONTAINER, "lms_user"), "PostgreSQL")
+        wait_for(lambda: ready.pg_ready(run, DB_CONTAINER, "lms_user", "postgres")[0], "PostgreSQL")
         compose("up", "-d")
         wait_for(healthy, "the backend")
         restore.restore_beside(run, DB_CONTAINER, "lms_user", "lms_slncity", "lms_slncity_seed", row, TABLES)

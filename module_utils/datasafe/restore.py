@@ -17,7 +17,7 @@ import os
 import re
 import subprocess
 
-from ansible.module_utils.datasafe import container, counts
+from ansible.module_utils.datasafe import container, counts, ready
 
 MAINTENANCE_DB = "postgres"
 # PostgreSQL truncates identifiers at 63 bytes; a truncated name would collide silently.
@@ -89,22 +89,23 @@ def databases(run, cont, user, names, maintenance_db=MAINTENANCE_DB):
     }
 
 
-def server_ready(run, cont, user, maintenance_db=MAINTENANCE_DB):
-    """True when the server in ``cont`` accepts connections (pg_isready over the local socket)."""
-    rc, _, _ = run(container.docker_exec(cont, ["pg_isready", "-q", "-U", user, "-d", maintenance_db]))
-    return rc == 0
-
-
 def wait_server(run, cont, user, timeout, maintenance_db=MAINTENANCE_DB, sleep=None, clock=None):
-    """Poll pg_isready (never a fixed sleep) until the server accepts connections or ``timeout`` passes."""
+    """Poll pg_isready (never a fixed sleep) every 0.5 s until the server accepts connections or
+    ``timeout`` passes (the same wait the safe update's stack_start uses)."""
     import time
 
-    sleep, clock = sleep or time.sleep, clock or time.monotonic
-    deadline = clock() + timeout
-    while not server_ready(run, cont, user, maintenance_db):
-        if clock() >= deadline:
-            raise RestoreError("PostgreSQL in %s did not accept connections within %ss" % (cont, timeout))
-        sleep(0.5)
+    try:
+        ready.wait_for(
+            "PostgreSQL in %s" % cont,
+            lambda: ready.pg_ready(run, cont, user, maintenance_db),
+            run,
+            timeout=timeout,
+            interval=0.5,
+            clock=clock or time.monotonic,
+            sleep=sleep or time.sleep,
+        )
+    except ready.NotReady as exc:
+        raise RestoreError("PostgreSQL in %s did not accept connections within %ss" % (cont, timeout)) from exc
 
 
 # --- restore beside ----------------------------------------------------------------------------
