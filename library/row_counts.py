@@ -147,11 +147,9 @@ def main():
     result = dict(changed=False, counts=snapshot, total=sum(snapshot.values()), problems=[])
     if p["compare_to"] is not None:
         try:
-            before = {t: int(n) for t, n in p["compare_to"].items()}
-        except (TypeError, ValueError):
-            module.fail_json(
-                msg="compare_to must map table names to whole numbers, as row_counts returns them", problems=[]
-            )
+            before = counts.snapshot(p["compare_to"])
+        except ValueError as exc:
+            module.fail_json(msg=str(exc), problems=[])
         result["problems"] = counts.compare(before, snapshot, p["policy"])
         if result["problems"] and p["fail_on_problems"]:
             module.fail_json(

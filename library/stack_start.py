@@ -267,12 +267,7 @@ def check_params(p):
         for table in db["tables"]:
             container.quote_ident(table)
         if db["compare_to"] is not None:
-            try:
-                db["compare_to"] = {t: int(n) for t, n in db["compare_to"].items()}
-            except (TypeError, ValueError):
-                raise ValueError(
-                    "database.compare_to must map table names to whole numbers, as row_counts returns them"
-                ) from None
+            db["compare_to"] = counts.snapshot(db["compare_to"], "database.compare_to")
 
 
 def main():

@@ -276,3 +276,12 @@ def test_check_mode_shows_the_commands_and_starts_nothing(stack):
     assert not running(stack, stack["db"]) and not running(stack, stack["backend"])
     start(stack)  # leave it serving
     assert counts(stack) == stack["seeded"]
+
+
+def test_a_snapshot_that_is_not_counts_is_refused_before_anything_starts(stack):
+    down(stack)
+    result = start(stack, database=database(stack, dict(stack["seeded"], visits="many")))
+    assert result["failed"] and result["changed"] is False
+    assert "database.compare_to must map table names to whole numbers" in result["msg"]
+    assert not running(stack, stack["db"]) and not running(stack, stack["backend"])
+    start(stack)  # leave it serving

@@ -3,6 +3,15 @@
 POLICIES = ("no_decrease", "equal")
 
 
+def snapshot(mapping, what="compare_to"):
+    """``{table: int}`` from an earlier snapshot as row_counts returns it (Ansible may hand the
+    numbers over as strings); ValueError naming ``what`` when it is not one."""
+    try:
+        return {table: int(n) for table, n in mapping.items()}
+    except (AttributeError, TypeError, ValueError):
+        raise ValueError("%s must map table names to whole numbers, as row_counts returns them" % what) from None
+
+
 def compare(before, after, policy="no_decrease"):
     """Return a list of problems, one per table, empty when ``after`` satisfies ``policy``.
 
