@@ -37,6 +37,15 @@ def free_port():
         return s.getsockname()[1]
 
 
+def flip_byte(path, offset, mask=0xFF):
+    """Damage a file in place the way bit rot or a bad copy does: one byte XORed with ``mask``."""
+    with open(path, "r+b") as handle:
+        handle.seek(offset)
+        byte = handle.read(1)
+        handle.seek(offset)
+        handle.write(bytes([byte[0] ^ mask]))
+
+
 def docker(*args, check=True, data=None):
     return subprocess.run(["docker", *args], input=data, capture_output=True, text=True, check=check)
 

@@ -14,7 +14,7 @@ import uuid
 import pytest
 from ansible.module_utils.datasafe import container, manifest
 from backup_helpers import REPO, good_backups, run_module, tree_hashes
-from pgbed import CRITICAL_TABLES
+from pgbed import CRITICAL_TABLES, flip_byte
 
 pytestmark = pytest.mark.slow
 
@@ -188,11 +188,7 @@ def test_a_flipped_byte_in_a_stored_backup_is_caught(throwaway_pg, tmp_path, bdi
     rc, first = run_module(tmp_path, "pg_backup", args_for(pg, bdir))
     rc2, second = run_module(tmp_path, "pg_backup", args_for(pg, bdir))
     assert rc == rc2 == 0
-    with open(second["path"], "r+b") as handle:
-        handle.seek(second["size"] // 2)
-        byte = handle.read(1)
-        handle.seek(second["size"] // 2)
-        handle.write(bytes([byte[0] ^ 0xFF]))
+    flip_byte(second["path"], second["size"] // 2)
     entry = [e for e in manifest.list_backups(bdir) if e["file"] == second["file"]][0]
     assert any("sha256" in p for p in manifest.verify_file(entry))
     assert manifest.newest_verified(bdir)["file"] == first["file"]

@@ -7,6 +7,7 @@ import pg_backup
 import pytest
 from ansible.module_utils.datasafe import backup, manifest, retention
 from backup_helpers import fake_backup, utc
+from pgbed import flip_byte
 
 
 def test_names_follow_the_protocol():
@@ -95,11 +96,7 @@ def test_a_flipped_byte_is_reported_and_never_counts_as_the_newest_good_backup(t
     d = str(tmp_path)
     fake_backup(d, "lms_backup_20261120_020000.sql.gz", utc(2026, 11, 20, 2))
     newest = fake_backup(d, "lms_backup_20261121_020000.sql.gz", utc(2026, 11, 21, 2))
-    with open(newest, "r+b") as handle:
-        handle.seek(20)
-        byte = handle.read(1)
-        handle.seek(20)
-        handle.write(bytes([byte[0] ^ 0x01]))
+    flip_byte(newest, 20, mask=0x01)
     entry = [e for e in manifest.list_backups(d) if e["path"] == newest][0]
     problems = manifest.verify_file(entry)
     assert problems and "sha256" in problems[0]

@@ -13,7 +13,7 @@ import time
 import pytest
 from modharness import run_module as run
 from offsite_helpers import local_hashes, sha256_of
-from pgbed import free_port
+from pgbed import flip_byte, free_port
 
 SSHD = "/usr/sbin/sshd"
 
@@ -109,11 +109,7 @@ def test_a_remote_copy_that_was_damaged_is_found_and_replaced(sshd, backup_dir, 
     dest.mkdir()
     assert not run("offsite_copy", remote_args(sshd, backup_dir, dest))["failed"]
     damaged = sorted(n for n in os.listdir(dest) if n.endswith(".sql.gz"))[0]
-    with open(dest / damaged, "r+b") as handle:
-        handle.seek(100)
-        byte = handle.read(1)
-        handle.seek(100)
-        handle.write(bytes([byte[0] ^ 0xFF]))
+    flip_byte(dest / damaged, 100)
     repaired = run("offsite_copy", remote_args(sshd, backup_dir, dest))
     assert not repaired["failed"], repaired["msg"]
     assert [item["file"] for item in repaired["copied"]] == [damaged]

@@ -15,6 +15,7 @@ import pytest
 from ansible.module_utils.datasafe import offsite
 from modharness import run_module as run
 from offsite_helpers import FAKE_AWS, Moto, local_hashes, sha256_of
+from pgbed import flip_byte
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -79,11 +80,7 @@ def test_dir_recopies_a_damaged_copy_and_only_that(backup_dir, tmp_path):
     dest.mkdir()
     assert not run("offsite_copy", dir_args(dest, backup_dir))["failed"]
     damaged = sorted(n for n in os.listdir(dest) if n.endswith(".sql.gz"))[0]
-    with open(dest / damaged, "r+b") as handle:
-        handle.seek(100)
-        byte = handle.read(1)
-        handle.seek(100)
-        handle.write(bytes([byte[0] ^ 0xFF]))
+    flip_byte(dest / damaged, 100)
     result = run("offsite_copy", dir_args(dest, backup_dir))
     assert not result["failed"], result["msg"]
     assert names(result["copied"]) == [damaged] and len(result["skipped"]) == 1
@@ -169,11 +166,7 @@ def test_unverified_or_damaged_local_backups_are_never_shipped(backup_dir, tmp_p
     # a flipped byte in a local backup: reported, not shipped, the file left exactly as it is
     data["verified"] = True
     json.dump(data, open(manifest_path, "w"))
-    with open(os.path.join(backup_dir, oldest), "r+b") as handle:
-        handle.seek(50)
-        byte = handle.read(1)
-        handle.seek(50)
-        handle.write(bytes([byte[0] ^ 0x01]))
+    flip_byte(os.path.join(backup_dir, oldest), 50, mask=0x01)
     before = local_hashes(backup_dir)
     result = run("offsite_copy", dir_args(dest, backup_dir))
     assert result["failed"] and result["stage"] == "check local backups"
