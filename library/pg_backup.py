@@ -119,9 +119,9 @@ options:
     default: 120
   nice:
     description:
-      - Run this backup at a lower CPU priority (0 to 19, as C(nice -n)): C(pg_dump) and its
-        compression inside the container, and this module's own hashing and verification on the
-        host. The restore uses it for its safety backup, which runs beside the restore of the
+      - Run this backup at a lower CPU priority (0 to 19, as C(nice -n)). That covers C(pg_dump)
+        and its compression inside the container, and this module's own hashing and verification
+        on the host. The restore uses it for its safety backup, which runs beside the restore of the
         backup and must not slow it; the backup is still complete and verified before it returns.
       - 0 (the default) keeps the normal priority. The server process answering C(pg_dump) keeps
         the server's priority.
