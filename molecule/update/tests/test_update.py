@@ -238,6 +238,22 @@ def test_failing_build_rolls_back_while_the_old_version_serves(stack):
     assert counts(stack) == SEEDED
 
 
+def test_a_bad_restart_setting_fails_before_anything_stops(stack):
+    # datasafe_update_wait_timeout=0 passes the argument spec (an int) but stack_start refuses
+    # it; its check-mode call before `down` must find that while the old version still serves.
+    good = app_revision(stack)
+    before = started_at(stack)
+    with release(stack, "release 1.2.5", {"backend/VERSION": "1.2.5\n"}):
+        run = playbook("safe_update.yml", "-e", "datasafe_update_wait_timeout=0")
+    assert run.returncode != 0
+    assert "UPDATE FAILED at Check the restart's arguments" in run.stdout, run.stdout[-3000:]
+    assert "wait_timeout must be at least 1 s" in run.stdout
+    assert app_revision(stack) == good
+    assert started_at(stack) == before, "the old stack was stopped although the restart's arguments were wrong"
+    assert health(stack)["version"] == "1.1.0"
+    assert counts(stack) == SEEDED
+
+
 BROKEN_HEALTH = {
     "backend/VERSION": "1.3.0\n",
     "backend/lms_backend/app.py": lambda old: old.replace(
