@@ -18,6 +18,9 @@ description:
     the module fails loudly.
   - When O(database) does not exist (it was dropped), O(restored) is simply renamed into place.
   - Stop the application first; its sessions would otherwise be terminated mid-work.
+  - With O(restore_job), it first waits for the background C(pg_restore_beside) job that
+    fills O(restored) and swaps only when that job succeeded, restored exactly
+    O(restored) and every count matched its manifest; otherwise it fails and renames nothing.
 version_added: "0.1.0"
 author: datasafe maintainers
 options:
@@ -57,6 +60,21 @@ options:
     description: How long C(pg_terminate_backend) waits for each session to end.
     type: int
     default: 5000
+  restore_job:
+    description:
+      - The C(results_file) of the background C(pg_restore_beside) task (C(async), C(poll 0))
+        that restores into O(restored), as registered by that task.
+      - The file is read every O(restore_job_poll) seconds until the job ended; its result is
+        returned as RV(restore).
+    type: path
+  restore_job_timeout:
+    description: Seconds to wait for O(restore_job) before failing (nothing is swapped then).
+    type: int
+    default: 21600
+  restore_job_poll:
+    description: Seconds between two reads of O(restore_job) (0.05 to 10).
+    type: float
+    default: 0.1
 attributes:
   check_mode:
     support: full
@@ -94,6 +112,10 @@ databases:
   description: The databases involved after the swap, with OID, owner, encoding and locale.
   returned: success
   type: dict
+restore:
+  description: The result of the background restore O(restore_job) (new_database, counts, manifest, problems).
+  returned: when O(restore_job) was given and the job ended (also when the module failed because of it)
+  type: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -112,6 +134,9 @@ def main():
             maintenance_db=dict(type="str", default=restore.MAINTENANCE_DB),
             attempts=dict(type="int", default=5),
             terminate_timeout_ms=dict(type="int", default=5000),
+            restore_job=dict(type="path"),
+            restore_job_timeout=dict(type="int", default=21600),
+            restore_job_poll=dict(type="float", default=0.1),
         ),
         supports_check_mode=True,
     )
@@ -128,6 +153,17 @@ def main():
         module.fail_json(msg="database, restored, keep_as and maintenance_db must be four different names", renames=[])
     if p["attempts"] < 1:
         module.fail_json(msg="attempts must be 1 or more", renames=[])
+    if p["restore_job_timeout"] < 1 or not 0.05 <= p["restore_job_poll"] <= 10:
+        module.fail_json(msg="restore_job_timeout must be at least 1 s and restore_job_poll 0.05 to 10 s", renames=[])
+
+    extra = {}
+    if p["restore_job"]:
+        # Before anything else: the swap waits for the restore beside and refuses an unverified one.
+        try:
+            extra["restore"] = restore.wait_job(p["restore_job"], p["restore_job_timeout"], p["restore_job_poll"])
+            restore.verified_restore(extra["restore"], p["restored"])
+        except restore.RestoreError as exc:
+            module.fail_json(msg="pg_swap_database: %s" % exc, renames=[], **extra)
 
     run = container.module_runner(module)
     try:
@@ -141,7 +177,11 @@ def main():
     ]
     if module.check_mode:
         module.exit_json(
-            changed=True, renames=renames, kept_as=keep_as if p["database"] in present else None, databases=present
+            changed=True,
+            renames=renames,
+            kept_as=keep_as if p["database"] in present else None,
+            databases=present,
+            **extra,
         )
     try:
         done = restore.swap(
@@ -163,6 +203,7 @@ def main():
         kept_as=keep_as if p["database"] in present else None,
         attempts=done["attempts"],
         databases=done["after"],
+        **extra,
     )
 
 

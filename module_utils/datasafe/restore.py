@@ -13,6 +13,7 @@ into the container uses :func:`stream_file` (the file is never read into memory)
 """
 
 import datetime
+import json
 import os
 import re
 import subprocess
@@ -314,6 +315,65 @@ def restore_beside(
     restored = container.count_rows(run, cont, new_db, user, tables)
     expected = {t: int(n) for t, n in (entry.get("counts") or {}).items()}
     return {"created": new_db, "like": like, "counts": restored, "problems": count_problems(expected, restored)}
+
+
+# --- the background restore's result ----------------------------------------------------------
+
+
+def _job_state(path):
+    """The background job's result file, parsed: None while the job runs (or the file is absent
+    or not yet whole JSON), the job's final result once it ended."""
+    try:
+        with open(path) as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or (data.get("started") and not data.get("finished")):
+        return None
+    return data
+
+
+def wait_job(path, timeout, interval=0.1, clock=None, sleep=None):
+    """Wait for the Ansible async job whose results file is ``path``; return its final result.
+
+    Ansible's async wrapper writes ``{"started": true, "finished": false}`` when the job starts and
+    replaces it (rename, so never half written) with the module's result when it ends. Reading a
+    small file every ``interval`` costs nothing next to the restore it waits for.
+    """
+    import time
+
+    clock, sleep = clock or time.monotonic, sleep or time.sleep
+    deadline = clock() + timeout
+    while True:
+        result = _job_state(path)
+        if result is not None:
+            return result
+        if clock() >= deadline:
+            raise RestoreError(
+                "the restore beside did not finish within %ss (its result file: %s); nothing was swapped"
+                % (timeout, path)
+            )
+        sleep(interval)
+
+
+def verified_restore(result, restored):
+    """Raise RestoreError unless ``result`` is a successful pg_restore_beside of ``restored``: it
+    ended without failing, restored into exactly that database, and every count matched."""
+    if result.get("failed"):
+        raise RestoreError(
+            "the restore beside failed, nothing was swapped: %s" % (result.get("msg") or "no message").strip()
+        )
+    if result.get("new_database") != restored:
+        raise RestoreError(
+            "the background job restored %r, not %r: refusing to swap in a database it did not verify"
+            % (result.get("new_database"), restored)
+        )
+    if result.get("problems") or not isinstance(result.get("counts"), dict):
+        raise RestoreError(
+            "the restore beside of %s reported no clean count comparison (problems: %s); nothing was swapped"
+            % (restored, result.get("problems") or "no counts")
+        )
+    return result
 
 
 # --- swap by rename ----------------------------------------------------------------------------

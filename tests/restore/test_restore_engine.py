@@ -5,6 +5,7 @@ Every destructive path is run for real; every test asserts the live data is stil
 
 import datetime
 import gzip
+import json
 import os
 import re
 import subprocess
@@ -230,6 +231,71 @@ def test_restore_waits_for_the_server_with_pg_isready_and_gives_up_in_time():
             sleep=lambda s: now.__setitem__(0, now[0] + s),
             clock=lambda: now[0],
         )
+
+
+def test_the_swap_waits_for_the_background_job_by_reading_its_result_file(tmp_path):
+    path = str(tmp_path / "job")
+    now, reads = [0.0], []
+
+    def sleep(seconds):
+        now[0] += seconds
+        reads.append(now[0])
+        if len(reads) == 2:  # Ansible's async wrapper: "started" first, replaced by the result
+            (tmp_path / "job").write_text('{"started": true, "finished": false, "ansible_job_id": "j1"}')
+        if len(reads) == 4:
+            (tmp_path / "job").write_text('{"changed": true, "new_database": "db_restore_x", "counts": {"t": 1}}')
+
+    result = restore.wait_job(path, 10, 0.1, clock=lambda: now[0], sleep=sleep)
+    assert result["new_database"] == "db_restore_x" and len(reads) == 4  # absent, absent, started, started
+    (tmp_path / "job").write_text('{"started": true, "finished": false}')
+    with pytest.raises(restore.RestoreError, match="did not finish within 2s.*nothing was swapped"):
+        restore.wait_job(path, 2, 0.5, clock=lambda: now[0], sleep=sleep)
+
+
+def test_the_swap_refuses_a_background_restore_that_is_not_verified():
+    good = {"changed": True, "new_database": "db_restore_x", "counts": {"t": 1}, "problems": []}
+    assert restore.verified_restore(good, "db_restore_x") is good
+    refusals = [
+        (dict(good, failed=True, msg="counts do not match"), "failed, nothing was swapped: counts do not match"),
+        (dict(good, new_database="db_restore_y"), "restored 'db_restore_y', not 'db_restore_x'"),
+        (dict(good, problems=[{"table": "t"}]), "no clean count comparison"),
+        ({"changed": True, "new_database": "db_restore_x"}, "no counts"),
+        ({"failed": 1, "msg": "Timeout exceeded"}, "Timeout exceeded"),  # async wrapper's own kill
+    ]
+    for result, message in refusals:
+        with pytest.raises(restore.RestoreError, match=re.escape(message)):
+            restore.verified_restore(result, "db_restore_x")
+
+
+@pytest.mark.slow
+def test_a_swap_given_the_result_of_a_failed_restore_renames_nothing(pg, tmp_path):
+    good = make_backup(pg, str(tmp_path))
+    lying = dict(good, counts=dict(good["counts"], test_results=good["counts"]["test_results"] + 1))
+    manifest.write(good["path"] + ".json", lying)  # the file is intact; its manifest promises a row more
+    failed = run_module("pg_restore_beside", beside_args(pg, good["path"]))
+    assert failed.get("failed") and "do not match the manifest" in failed["msg"]
+    job = tmp_path / "job"
+    job.write_text(json.dumps(failed))  # what Ansible's async wrapper leaves for a failed job
+    before = pg.psql("SELECT string_agg(datname || oid, ',' ORDER BY datname) FROM pg_database").stdout
+    swap = dict(container=pg.container, user=pg.user, database=pg.db, timestamp="20261123_101500")
+    result = run_module("pg_swap_database", dict(swap, restored=failed["new_database"], restore_job=str(job)))
+    assert result.get("failed") and "the restore beside failed, nothing was swapped" in result["msg"]
+    assert result["renames"] == [] and result["restore"]["problems"]
+    assert pg.psql("SELECT string_agg(datname || oid, ',' ORDER BY datname) FROM pg_database").stdout == before
+    assert pg.counts() == SEEDED
+
+    # The same file named for another database is refused too; a verified result is swapped in.
+    manifest.write(good["path"] + ".json", good)
+    restored = run_module("pg_restore_beside", beside_args(pg, good["path"], new_database="lms_slncity_restore_ok"))
+    job.write_text(json.dumps(restored))
+    with_ok = pg.psql("SELECT string_agg(datname || oid, ',' ORDER BY datname) FROM pg_database").stdout
+    other = run_module("pg_swap_database", dict(swap, restored=failed["new_database"], restore_job=str(job)))
+    assert other.get("failed") and "did not verify" in other["msg"] and other["renames"] == []
+    assert pg.psql("SELECT string_agg(datname || oid, ',' ORDER BY datname) FROM pg_database").stdout == with_ok
+    swapped = run_module("pg_swap_database", dict(swap, restored="lms_slncity_restore_ok", restore_job=str(job)))
+    assert not swapped.get("failed"), swapped.get("msg")
+    assert swapped["restore"]["counts"] == SEEDED and pg.counts() == SEEDED
+    assert swapped["kept_as"] == "lms_slncity_before_restore_20261123_101500"
 
 
 @pytest.mark.slow

@@ -35,9 +35,12 @@ def test_pre_restore_database_is_kept_with_its_damaged_contents(host, stack):
     assert psql(host, stack, COUNTS, db=kept[0]) == "10|2000|6000|0|6000"
 
 
-def test_no_half_restored_database_is_left(host, stack):
-    # the refused and unconfirmed runs created nothing; the confirmed one was renamed into place
-    assert not [d for d in databases(host, stack) if d.startswith(stack["datasafe_db_name"] + "_restore_")]
+def test_only_the_restore_refused_at_the_swap_left_its_database_for_inspection(host, stack):
+    # the refused and unconfirmed runs created nothing; the confirmed one was renamed into place;
+    # the one whose counts did not match its manifest was never swapped in and is kept, whole
+    left = [d for d in databases(host, stack) if d.startswith(stack["datasafe_db_name"] + "_restore_")]
+    assert len(left) == 1, databases(host, stack)
+    assert psql(host, stack, COUNTS, db=left[0]) == "10|2000|6000|18000|6000"
 
 
 def test_restored_database_keeps_owner_encoding_and_locale(host, stack):
@@ -71,8 +74,9 @@ def test_change_log_records_the_restore(host, stack):
         json.loads(line)
         for line in host.file(stack["datasafe_change_log"].replace(".txt", ".jsonl")).content_string.splitlines()
     ]
-    restores = [(e["action"], e["outcome"]) for e in events if e["action"] == "restore"]
-    assert restores == [("restore", "about_to"), ("restore", "completed")]
+    outcomes = [e["outcome"] for e in events if e["action"] == "restore"]
+    assert outcomes == ["about_to", "failed", "about_to", "completed"]
+    assert "RESTORE FAILED at" in text and "nothing was swapped" in text and "was NOT replaced" in text
 
 
 def test_database_still_on_the_named_volume(host, stack):
