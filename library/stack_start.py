@@ -207,12 +207,14 @@ class Starter:
             self.fail("docker compose up failed (exit %s): %s" % (rc, (err or out).strip()))
         return lambda: self.containers(services)
 
-    def containers(self, services):
+    def containers(self, services, first=()):
+        """The containers of ``services`` (every service when none is named), ``first`` before them."""
         try:
             present = stack.project_containers(self.run, self.p["project_name"])
         except stack.DockerError as exc:
             self.fail(str(exc))
-        names = [present[s]["container"] for s in (services or sorted(present)) if s in present]
+        order = list(first) + [s for s in (services or sorted(present)) if s not in first]
+        names = [present[s]["container"] for s in order if s in present]
         self.result["containers"] += [n for n in names if n not in self.result["containers"]]
         return names
 
@@ -324,9 +326,8 @@ def main():
     watch = starter.up(steps[-1], p["services"])
     if p["wait_url"]:
         starter.wait("url", "GET %s" % p["wait_url"], lambda: ready.url_status(p["wait_url"]), watch)
-    if p["database"]:
-        starter.containers([p["database"]["service"]])
-    starter.containers(p["services"])
+    # One listing for the result: the database first, then the services.
+    starter.containers(p["services"], first=[p["database"]["service"]] if p["database"] else [])
     module.exit_json(**starter.result)
 
 

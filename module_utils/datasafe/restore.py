@@ -342,18 +342,30 @@ def wait_job(path, timeout, interval=0.1, clock=None, sleep=None):
     """
     import time
 
-    clock, sleep = clock or time.monotonic, sleep or time.sleep
-    deadline = clock() + timeout
-    while True:
+    ended = []
+
+    def probe():
         result = _job_state(path)
-        if result is not None:
-            return result
-        if clock() >= deadline:
-            raise RestoreError(
-                "the restore beside did not finish within %ss (its result file: %s); nothing was swapped"
-                % (timeout, path)
-            )
-        sleep(interval)
+        if result is None:
+            return False, "still running"
+        ended.append(result)
+        return True, ""
+
+    try:
+        ready.wait_for(
+            "the restore beside",
+            probe,
+            None,
+            timeout=timeout,
+            interval=interval,
+            clock=clock or time.monotonic,
+            sleep=sleep or time.sleep,
+        )
+    except ready.NotReady as exc:
+        raise RestoreError(
+            "the restore beside did not finish within %ss (its result file: %s); nothing was swapped" % (timeout, path)
+        ) from exc
+    return ended[0]
 
 
 def verified_restore(result, restored):
