@@ -26,6 +26,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import phases  # noqa: E402
+from quiet import QuietMachine  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAME = "benchupdate"
@@ -153,47 +154,6 @@ def datasafe_update(version):
     return probe.downtime, probe.back_up - start
 
 
-# The test bed's other stacks, recognised by where compose ran them from: the demo (make demo,
-# DEMO_ROOT) and the benchmark database (make bench-db, project dsbench from this checkout).
-# Their healthchecks start a process every second on each container; on a 2-core machine that
-# noise lands in datasafe's two-second window far more than in the manual's ten. Never a
-# stack of anyone else's: a container qualifies only by both its project and its directory.
-TEST_BED_STACKS = {
-    ("lms", os.path.join(os.environ.get("DEMO_ROOT", "/var/tmp/datasafe-demo"), "app")),
-    ("dsbench", os.path.join(REPO, "examples", "lms")),
-}
-
-
-class QuietMachine:
-    """Stop the test bed's other stacks for the measurement (``docker stop``: volumes and data
-    untouched), start exactly those again afterwards, database first."""
-
-    def __init__(self, enabled):
-        self.enabled, self.stopped = enabled, []
-
-    def __enter__(self):
-        if not self.enabled:
-            return self
-        fmt = '{{.Name}}|{{index .Config.Labels "com.docker.compose.project"}}|'
-        fmt += '{{index .Config.Labels "com.docker.compose.project.working_dir"}}|'
-        fmt += '{{index .Config.Labels "com.docker.compose.service"}}'
-        ids = run(["docker", "ps", "-q"]).split()
-        out = run(["docker", "inspect", "--format", fmt] + ids) if ids else ""
-        rows = [line.split("|") for line in out.splitlines()]
-        mine = [(name.lstrip("/"), service) for name, project, wd, service in rows if (project, wd) in TEST_BED_STACKS]
-        # applications first, databases last (they serve the applications)
-        self.stopped = [name for name, service in sorted(mine, key=lambda m: m[1] == "postgres")]
-        if self.stopped:
-            print("quiet machine: stopping %s (docker stop; volumes untouched)" % ", ".join(self.stopped), flush=True)
-            run(["docker", "stop"] + self.stopped)
-        return self
-
-    def __exit__(self, *exc):
-        if self.stopped:
-            run(["docker", "start"] + list(reversed(self.stopped)))
-            print("quiet machine: started %s again" % ", ".join(reversed(self.stopped)), flush=True)
-
-
 def settle():
     """Let Docker's healthchecks settle (outside the measurement): the safe update refuses to
     start on a stack that is not healthy yet, and each round starts from a serving stack."""
@@ -208,7 +168,7 @@ def main():
     if rounds < 1:
         sys.exit("bench_update: BENCH_UPDATE_ROUNDS must be 1 or more")
     manual, ours = [], []
-    with QuietMachine(os.environ.get("BENCH_UPDATE_QUIET", "1") != "0"):
+    with QuietMachine(os.environ.get("BENCH_UPDATE_QUIET", "1") != "0", say=lambda line: print(line, flush=True)):
         run(["ansible-playbook", "-i", INVENTORY, os.path.join(REPO, "molecule", "resources", "create.yml")])
         try:
             # Alternating order (manual first, then datasafe first, ...), a new release each

@@ -1,20 +1,30 @@
 """Restore benchmark: datasafe's restore.yml against the protocol's manual EMERGENCY RECOVERY.
 
 1. One verified backup of the benchmark database (dsbench, ~1 GB, only read) with playbooks/backup.yml.
-2. A stack of the bench's own (project dsrestore, ports 56920/56921) is seeded from that backup
-   and then damaged the way the tests damage it: every test result deleted behind datasafe's back.
-3. Timed: ``ansible-playbook playbooks/restore.yml -e datasafe_restore_confirm=lms_slncity`` until it
-   returns (safety backup, restore beside, counts vs manifest, swap, start, health, counts).
-4. The manual sequence restores INTO the live database; on a database holding rows that only
-   produces errors and duplicates, so (untimed) the damaged database is renamed away and an empty
-   one created: the state the protocol assumes. Timed: down; up -d postgres; sleep 10;
-   gunzip -c | psql; count users; up -d; then until the health endpoint answers 200.
-5. The bench's own stack and volume are removed (by its project name only); dsbench is untouched.
+2. A stack of the bench's own (project dsrestore, ports 56920/56921) is seeded from that backup.
+   Then, on a quiet machine (the test bed's other stacks stopped, see quiet.py), rounds in
+   alternating order (datasafe first, then manual first, ...), each side prepared untimed and
+   followed by a CHECKPOINT, so no side inherits the other's dirty buffers:
+3. datasafe: the disaster first (every test result deleted behind datasafe's back), then timed:
+   ``ansible-playbook playbooks/restore.yml -e datasafe_restore_confirm=lms_slncity
+   -e datasafe_restore_backup=<that backup>`` until it returns (safety backup, restore beside,
+   counts vs manifest, swap, start, health, stack).
+4. manual: it restores INTO the live database; on a database holding rows that only produces
+   errors and duplicates, so (untimed) the database is renamed away and an empty one created:
+   the state the protocol assumes. Timed: down; up -d postgres; sleep 10; gunzip -c | psql;
+   count users; up -d; then until the health endpoint answers 200.
+5. Every side must end with every count equal to the backup's manifest. Last line: the ratio
+   of the medians, ``restore ratio R (datasafe A s / manual B s)``.
+6. The bench's own stack and volume are removed (by its project name only); dsbench is untouched.
+
+DATASAFE_BENCH_RESTORE_ROUNDS (default 3) sets the rounds; DATASAFE_BENCH_RESTORE_QUIET=0 leaves
+the other stacks running; DATASAFE_BENCH_RESTORE_LOG=<prefix> keeps each datasafe run's output.
 """
 
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,6 +40,7 @@ from ansible.module_utils.datasafe import container, manifest, ready, restore  #
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import phases  # noqa: E402
+from quiet import QuietMachine  # noqa: E402
 
 BIN = os.path.join(REPO, ".venv", "bin")
 COMPOSE_FILE = os.path.join(REPO, "examples", "lms", "docker-compose.prod.yml")
@@ -63,7 +74,11 @@ def sh(argv, env_extra=None, **kw):
 
 
 def compose(*args):
-    sh(["docker", "compose", "-p", PROJECT, "-f", COMPOSE_FILE, *args], stdout=subprocess.DEVNULL)
+    """docker compose on the bench's own project; its progress lines only when it fails."""
+    try:
+        sh(["docker", "compose", "-p", PROJECT, "-f", COMPOSE_FILE, *args], capture_output=True, text=True)
+    except subprocess.CalledProcessError as exc:
+        raise SystemExit("bench-restore: docker compose %s failed: %s" % (" ".join(args), exc.stderr[-2000:])) from exc
 
 
 def playbook(name, varsfile, *extra, log=None):
@@ -112,6 +127,9 @@ def remove_own_stack():
 
 
 def main():
+    rounds = int(os.environ.get("DATASAFE_BENCH_RESTORE_ROUNDS", "3"))
+    if rounds < 1:
+        raise SystemExit("bench-restore: DATASAFE_BENCH_RESTORE_ROUNDS must be 1 or more")
     work = tempfile.mkdtemp(prefix="datasafe-bench-restore-", dir="/var/tmp")
     common = {
         "datasafe_compose_dir": os.path.join(REPO, "examples", "lms"),
@@ -149,98 +167,140 @@ def main():
         entry = manifest.list_backups(work + "/backups")[0]
         row = restore.describe_backup(entry, "lms_slncity", entry["end"], manifest.verify_file)
         say("backup %s, %s" % (row["file"], row["size_human"]))
-
-        say("starting the bench's own stack and seeding it from the backup")
-        remove_own_stack()
-        compose("up", "-d", "postgres")
-        wait_for(lambda: ready.pg_ready(run, DB_CONTAINER, "lms_user", "postgres")[0], "PostgreSQL")
-        compose("up", "-d")
-        wait_for(healthy, "the backend")
-        restore.restore_beside(run, DB_CONTAINER, "lms_user", "lms_slncity", "lms_slncity_seed", row, TABLES)
-        compose("stop", "backend")
-        restore.swap(run, DB_CONTAINER, "lms_user", "lms_slncity", "lms_slncity_seed", "lms_slncity_schema_only")
-        compose("start", "backend")
-        container.query(run, DB_CONTAINER, "lms_slncity", "lms_user", "DELETE FROM test_results;\n")  # the disaster
-        say("damaged: %s" % container.count_rows(run, DB_CONTAINER, "lms_slncity", "lms_user", TABLES))
-
-        say("datasafe: ansible-playbook playbooks/restore.yml -e datasafe_restore_confirm=lms_slncity")
-        t0 = time.monotonic()
-        log = os.environ.get("DATASAFE_BENCH_RESTORE_LOG") or work + "/restore-playbook.log"
-        playbook("restore.yml", own_vars, "-e", "datasafe_restore_confirm=lms_slncity", log=log)
-        datasafe = time.monotonic() - t0
-        report_phases(log)
-        counts = container.count_rows(run, DB_CONTAINER, "lms_slncity", "lms_user", TABLES)
-        assert counts == row["counts"], (counts, row["counts"])
-        say("datasafe: %.1f s, counts %s" % (datasafe, counts))
-
-        # Untimed: the state the manual sequence assumes - an empty database to pipe the dump into.
-        compose("stop", "backend")
-        container.query(
-            run,
-            DB_CONTAINER,
-            "postgres",
-            "lms_user",
-            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = 'lms_slncity';\n"
-            'ALTER DATABASE "lms_slncity" RENAME TO "lms_slncity_manual_prep";\n',
-        )
-        container.query(run, DB_CONTAINER, "postgres", "lms_user", 'CREATE DATABASE "lms_slncity" OWNER "lms_user";\n')
-
-        say("manual: down; up -d postgres; sleep 10; gunzip -c | psql; count; up -d; until healthy")
-        t0 = time.monotonic()
-        phases = []
-
-        def lap(what):
-            phases.append((what, time.monotonic() - t0 - sum(p[1] for p in phases)))
-
-        compose("down")
-        compose("up", "-d", "postgres")
-        lap("down; up -d postgres")
-        time.sleep(10)  # the protocol's fixed sleep, measured as written
-        lap("sleep 10")
-        sh(
-            [
-                "bash",
-                "-o",
-                "pipefail",
-                "-c",
-                'gunzip -c "$1" | docker exec -i %s psql -U lms_user -d lms_slncity' % DB_CONTAINER,
-                "manual",
-                row["path"],
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        lap("gunzip -c | psql")
-        sh(
-            [
-                "docker",
-                "exec",
-                DB_CONTAINER,
-                "psql",
-                "-U",
-                "lms_user",
-                "-d",
-                "lms_slncity",
-                "-c",
-                "SELECT COUNT(*) FROM users;",
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        lap("count users")
-        compose("up", "-d")
-        while not healthy():
-            time.sleep(0.2)
-        manual = time.monotonic() - t0
-        lap("up -d; until healthy")
-        for what, secs in phases:
-            say("  %6.1f s  %s" % (secs, what))
-        counts = container.count_rows(run, DB_CONTAINER, "lms_slncity", "lms_user", TABLES)
-        assert counts == row["counts"], (counts, row["counts"])
-        say("manual: %.1f s, counts %s" % (manual, counts))
+        with QuietMachine(os.environ.get("DATASAFE_BENCH_RESTORE_QUIET", "1") != "0", say=say):
+            seed(row)
+            ours, manual = [], []
+            for number in range(rounds):
+                order = ("datasafe", "manual") if number % 2 == 0 else ("manual", "datasafe")
+                for side in order:
+                    if side == "datasafe":
+                        ours.append(datasafe_round(number + 1, own_vars, row, work))
+                    else:
+                        manual.append(manual_round(number + 1, row))
     finally:
         remove_own_stack()
         shutil.rmtree(work, ignore_errors=True)
-    print("restore ratio %.2f (datasafe %.1f s / manual %.1f s)" % (datasafe / manual, datasafe, manual))
+    say("datasafe %s s; manual %s s" % (", ".join("%.1f" % t for t in ours), ", ".join("%.1f" % t for t in manual)))
+    ours_median, manual_median = statistics.median(ours), statistics.median(manual)
+    print(
+        "restore ratio %.2f (datasafe %.1f s / manual %.1f s)"
+        % (ours_median / manual_median, ours_median, manual_median)
+    )
+
+
+def checkpoint():
+    """Untimed: write out the preparation's dirty buffers, so the timed side does not."""
+    container.query(run, DB_CONTAINER, "postgres", "lms_user", "CHECKPOINT;\n")
+
+
+def seed(row):
+    say("starting the bench's own stack and seeding it from the backup")
+    remove_own_stack()
+    compose("up", "-d", "postgres")
+    wait_for(lambda: ready.pg_ready(run, DB_CONTAINER, "lms_user", "postgres")[0], "PostgreSQL")
+    compose("up", "-d")
+    wait_for(healthy, "the backend")
+    restore.restore_beside(run, DB_CONTAINER, "lms_user", "lms_slncity", "lms_slncity_seed", row, TABLES)
+    compose("stop", "backend")
+    restore.swap(run, DB_CONTAINER, "lms_user", "lms_slncity", "lms_slncity_seed", "lms_slncity_schema_only")
+    compose("start", "backend")
+    wait_for(healthy, "the backend")
+
+
+def assert_restored(side, number, row):
+    counts = container.count_rows(run, DB_CONTAINER, "lms_slncity", "lms_user", TABLES)
+    if counts != row["counts"]:
+        raise SystemExit(
+            "bench-restore: round %d %s left %s, the backup holds %s" % (number, side, counts, row["counts"])
+        )
+
+
+def datasafe_round(number, own_vars, row, work):
+    # The disaster, on a serving stack: every test result deleted behind datasafe's back.
+    container.query(run, DB_CONTAINER, "lms_slncity", "lms_user", "DELETE FROM test_results;\n")
+    checkpoint()
+    t0 = time.monotonic()
+    prefix = os.environ.get("DATASAFE_BENCH_RESTORE_LOG") or work + "/restore-playbook"
+    log = "%s.%d.log" % (prefix, number)
+    # The backup named: the safety backups of earlier rounds (the damaged state) are newer.
+    playbook(
+        "restore.yml",
+        own_vars,
+        "-e",
+        "datasafe_restore_confirm=lms_slncity",
+        "-e",
+        "datasafe_restore_backup=%s" % row["path"],
+        log=log,
+    )
+    elapsed = time.monotonic() - t0
+    assert_restored("datasafe", number, row)
+    say("round %d datasafe %5.1f s; its tasks of 0.5 s or more:" % (number, elapsed))
+    report_phases(log)
+    return elapsed
+
+
+def manual_round(number, row):
+    # Untimed: the state the manual sequence assumes - an empty database to pipe the dump into.
+    compose("stop", "backend")
+    container.query(
+        run,
+        DB_CONTAINER,
+        "postgres",
+        "lms_user",
+        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = 'lms_slncity';\n"
+        'ALTER DATABASE "lms_slncity" RENAME TO "lms_slncity_manual_prep_%d";\n' % number,
+    )
+    container.query(run, DB_CONTAINER, "postgres", "lms_user", 'CREATE DATABASE "lms_slncity" OWNER "lms_user";\n')
+    checkpoint()
+    t0 = time.monotonic()
+    laps = []
+
+    def lap(what):
+        laps.append((what, time.monotonic() - t0 - sum(p[1] for p in laps)))
+
+    compose("down")
+    compose("up", "-d", "postgres")
+    lap("down; up -d postgres")
+    time.sleep(10)  # the protocol's fixed sleep, measured as written
+    lap("sleep 10")
+    sh(
+        [
+            "bash",
+            "-o",
+            "pipefail",
+            "-c",
+            'gunzip -c "$1" | docker exec -i %s psql -U lms_user -d lms_slncity' % DB_CONTAINER,
+            "manual",
+            row["path"],
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    lap("gunzip -c | psql")
+    sh(
+        [
+            "docker",
+            "exec",
+            DB_CONTAINER,
+            "psql",
+            "-U",
+            "lms_user",
+            "-d",
+            "lms_slncity",
+            "-c",
+            "SELECT COUNT(*) FROM users;",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    lap("count users")
+    compose("up", "-d")
+    while not healthy():
+        time.sleep(0.2)
+    elapsed = time.monotonic() - t0
+    lap("up -d; until healthy")
+    assert_restored("manual", number, row)
+    say("round %d manual   %5.1f s: %s" % (number, elapsed, ";  ".join("%.1f s %s" % (s, w) for w, s in laps)))
+    return elapsed
 
 
 if __name__ == "__main__":
