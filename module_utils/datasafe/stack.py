@@ -8,6 +8,7 @@ the database's mount is checked, not assumed.
 """
 
 import json
+import time
 
 PGDATA = "/var/lib/postgresql/data"
 
@@ -40,7 +41,8 @@ def project_containers(run, project):
         return {}
     services = {}
     for info in json.loads(_docker(run, "inspect", *ids)):
-        labels = info.get("Config", {}).get("Labels") or {}
+        config = info.get("Config") or {}
+        labels = config.get("Labels") or {}
         state = info.get("State", {})
         services[labels.get("com.docker.compose.service", info["Name"].lstrip("/"))] = {
             "container": info["Name"].lstrip("/"),
@@ -48,10 +50,74 @@ def project_containers(run, project):
             "image_id": info.get("Image"),
             "status": state.get("Status"),
             "running": bool(state.get("Running")),
+            "started_at": state.get("StartedAt"),
             "health": (state.get("Health") or {}).get("Status"),
+            "healthcheck": healthcheck_argv(config),
+            "healthcheck_timeout": (config.get("Healthcheck") or {}).get("Timeout") or 0,
             "mounts": info.get("Mounts") or [],
         }
     return services
+
+
+def healthcheck_argv(config):
+    """The container's healthcheck command as Docker runs it (``CMD`` as given, ``CMD-SHELL``
+    through the container's shell), or None when it has none."""
+    test = (config.get("Healthcheck") or {}).get("Test") or []
+    if not test or test[0] == "NONE":
+        return None
+    if test[0] == "CMD":
+        return list(test[1:]) or None
+    if test[0] == "CMD-SHELL" and len(test) == 2:
+        return list(config.get("Shell") or ["/bin/sh", "-c"]) + [test[1]]
+    return None
+
+
+def healthcheck_passes(run, svc, default_timeout=30):
+    """Run a container's own healthcheck now, the way Docker runs it (``docker exec``: the
+    container's user, environment and directory), within its timeout; True when it exits 0.
+
+    Docker runs the first check only one interval after the start (30 s unless the compose
+    file says otherwise), so a service that is up can read ``starting`` for that long.
+    """
+    if not svc.get("running") or not svc.get("healthcheck"):
+        return False
+    seconds = (svc.get("healthcheck_timeout") or 0) / 1e9 or default_timeout
+    argv = ["timeout", "--kill-after=2", "%gs" % seconds, "docker", "exec", svc["container"]]
+    rc, _, _ = run(argv + svc["healthcheck"])
+    return rc == 0
+
+
+def wait_healthy(run, project, seconds, interval=0.2, recheck=1.0, clock=None, sleep=None):
+    """The project's services, waited for (up to ``seconds``) while a healthcheck says ``starting``.
+
+    Such a service's own healthcheck is run meanwhile, at most every ``recheck`` seconds; once
+    it passed, the service counts as healthy (``health_checked_now``) even while Docker, which
+    has not run its first check yet, still says ``starting``. Docker's ``unhealthy`` and a
+    stopped container are never overridden.
+    """
+    clock, sleep = clock or time.monotonic, sleep or time.sleep
+    deadline = clock() + seconds
+    passed, last_run = set(), {}
+    while True:
+        services = project_containers(run, project)
+        starting = []
+        for name, svc in services.items():
+            svc["health_checked_now"] = False
+            if svc["running"] and svc["health"] == "starting":
+                # a pass holds for this run of the container only (a restart starts over)
+                key = (svc["container"], svc["started_at"])
+                due = key not in last_run or clock() - last_run[key] >= recheck
+                if key not in passed and seconds > 0 and due:
+                    last_run[key] = clock()
+                    if healthcheck_passes(run, svc):
+                        passed.add(key)
+                if key in passed:
+                    svc.update(health="healthy", health_checked_now=True)
+                else:
+                    starting.append(name)
+        if not starting or clock() >= deadline:
+            return services
+        sleep(interval)
 
 
 def volume_identity(run, name):
