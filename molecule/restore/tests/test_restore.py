@@ -64,6 +64,7 @@ def test_safety_backup_of_the_damaged_database_was_taken(host, stack):
     safety = [m for m in manifests if m["kind"] == "pre-change" and m["label"].startswith("before restore")]
     assert len(safety) == 1
     assert safety[0]["counts"]["test_results"] == 0
+    assert safety[0]["file"].startswith("BEFORE_RESTORE_")
 
 
 def test_change_log_records_the_restore(host, stack):
