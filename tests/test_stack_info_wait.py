@@ -14,6 +14,7 @@ import uuid
 
 import pytest
 from ansible.module_utils.datasafe import stack
+from fakes import FakeClock
 from modharness import run_module
 from pgbed import TEST_LABEL, docker
 
@@ -162,19 +163,8 @@ class FakeDocker:
         raise AssertionError(argv)
 
 
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
-
-
 def wait(fake, seconds=10):
-    clock = Clock()
+    clock = FakeClock()
     return stack.wait_healthy(fake, "p", seconds, clock=clock, sleep=clock.sleep), clock
 
 

@@ -13,21 +13,11 @@ import uuid
 
 import pytest
 from ansible.module_utils.datasafe import container, ready
+from fakes import FakeClock
 from modharness import run_module
 from pgbed import CRITICAL_TABLES, LMS, REPO, free_port
 
 # --- pure logic ------------------------------------------------------------------------------
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
 
 
 def fake_run(states, logs="FATAL: boom"):
