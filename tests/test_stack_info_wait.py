@@ -190,7 +190,9 @@ def test_a_failing_check_is_run_again_at_most_once_per_recheck_interval():
     services, clock = wait(fake, seconds=5)
     assert services["a"]["health"] == "starting" and clock.now >= 5
     assert 5 <= len(fake.checks) <= 6  # once a second, not at every 0.2 s listing
-    assert fake.checks[0] == ["timeout", "--kill-after=2", "30s", "docker", "exec", "a", "ok"]
+    # within the healthcheck's timeout (30 s by default), but never past the end of the wait
+    assert fake.checks[0] == ["timeout", "--kill-after=2", "5s", "docker", "exec", "a", "ok"]
+    assert fake.checks[-1][2] == "1s"
 
 
 def test_without_a_wait_nothing_is_run():

@@ -72,9 +72,10 @@ def healthcheck_argv(config):
     return None
 
 
-def healthcheck_passes(run, svc, default_timeout=30):
+def healthcheck_passes(run, svc, default_timeout=30, limit=None):
     """Run a container's own healthcheck now, the way Docker runs it (``docker exec``: the
-    container's user, environment and directory), within its timeout; True when it exits 0.
+    container's user, environment and directory), within its timeout (and ``limit`` seconds,
+    at least 1); True when it exits 0.
 
     Docker runs the first check only one interval after the start (30 s unless the compose
     file says otherwise), so a service that is up can read ``starting`` for that long.
@@ -82,6 +83,8 @@ def healthcheck_passes(run, svc, default_timeout=30):
     if not svc.get("running") or not svc.get("healthcheck"):
         return False
     seconds = (svc.get("healthcheck_timeout") or 0) / 1e9 or default_timeout
+    if limit is not None:
+        seconds = max(1, min(seconds, limit))
     argv = ["timeout", "--kill-after=2", "%gs" % seconds, "docker", "exec", svc["container"]]
     rc, _, _ = run(argv + svc["healthcheck"])
     return rc == 0
@@ -109,7 +112,7 @@ def wait_healthy(run, project, seconds, interval=0.2, recheck=1.0, clock=None, s
                 due = key not in last_run or clock() - last_run[key] >= recheck
                 if key not in passed and seconds > 0 and due:
                     last_run[key] = clock()
-                    if healthcheck_passes(run, svc):
+                    if healthcheck_passes(run, svc, limit=deadline - clock()):
                         passed.add(key)
                 if key in passed:
                     svc.update(health="healthy", health_checked_now=True)
