@@ -10,6 +10,8 @@ the database's mount is checked, not assumed.
 import json
 import time
 
+from ansible.module_utils.datasafe import ready
+
 PGDATA = "/var/lib/postgresql/data"
 
 
@@ -96,15 +98,18 @@ def wait_healthy(run, project, seconds, interval=0.2, recheck=1.0, clock=None, s
     Such a service's own healthcheck is run meanwhile, at most every ``recheck`` seconds; once
     it passed, the service counts as healthy (``health_checked_now``) even while Docker, which
     has not run its first check yet, still says ``starting``. Docker's ``unhealthy`` and a
-    stopped container are never overridden.
+    stopped container are never overridden. The wait itself is :func:`ready.wait_for`'s; when
+    it runs out, the last listing is returned for the caller to judge.
     """
     clock, sleep = clock or time.monotonic, sleep or time.sleep
     deadline = clock() + seconds
-    passed, last_run = set(), {}
-    while True:
-        services = project_containers(run, project)
+    passed, last_run, listing = set(), {}, {}
+
+    def probe():
+        listing.clear()
+        listing.update(project_containers(run, project))
         starting = []
-        for name, svc in services.items():
+        for name, svc in listing.items():
             svc["health_checked_now"] = False
             if svc["running"] and svc["health"] == "starting":
                 # a pass holds for this run of the container only (a restart starts over)
@@ -118,9 +123,15 @@ def wait_healthy(run, project, seconds, interval=0.2, recheck=1.0, clock=None, s
                     svc.update(health="healthy", health_checked_now=True)
                 else:
                     starting.append(name)
-        if not starting or clock() >= deadline:
-            return services
-        sleep(interval)
+        return not starting, "still starting: %s" % ", ".join(starting)
+
+    try:
+        ready.wait_for(
+            "the healthchecks of %s" % project, probe, run, timeout=seconds, interval=interval, clock=clock, sleep=sleep
+        )
+    except ready.NotReady:
+        pass  # a service still starting is one of the caller's problems, not an error here
+    return dict(listing)
 
 
 def volume_identity(run, name):
