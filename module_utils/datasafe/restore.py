@@ -17,6 +17,7 @@ import json
 import os
 import re
 import subprocess
+import time
 
 from ansible.module_utils.datasafe import container, counts, ready
 
@@ -93,8 +94,6 @@ def databases(run, cont, user, names, maintenance_db=MAINTENANCE_DB):
 def wait_server(run, cont, user, timeout, maintenance_db=MAINTENANCE_DB, sleep=None, clock=None):
     """Poll pg_isready (never a fixed sleep) every 0.5 s until the server accepts connections or
     ``timeout`` passes (the same wait the safe update's stack_start uses)."""
-    import time
-
     try:
         ready.wait_for(
             "PostgreSQL in %s" % cont,
@@ -340,8 +339,6 @@ def wait_job(path, timeout, interval=0.1, clock=None, sleep=None):
     replaces it (rename, so never half written) with the module's result when it ends. Reading a
     small file every ``interval`` costs nothing next to the restore it waits for.
     """
-    import time
-
     ended = []
 
     def probe():
@@ -673,8 +670,6 @@ def start_drill_server(run, image, drill_id, port, user, maintenance_db=MAINTENA
 
 def wait_ready(run, name, user, port, timeout, maintenance_db=MAINTENANCE_DB, sleep=None, clock=None):
     """Poll pg_isready over TCP (the entrypoint's init server listens on the socket only) until ``timeout``."""
-    import time
-
     sleep, clock = sleep or time.sleep, clock or time.monotonic
     deadline = clock() + timeout
     while True:
