@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # remove-test-stack.sh PROJECT [ROOT]: remove a throwaway test stack completely: its
-# containers and volumes (found by compose project label), its backend images, and ROOT.
+# containers and volumes (found by compose project label), its backend images (tagged, and the
+# untagged ones every --no-cache rebuild leaves behind: compose labels each image it builds
+# with its project), and ROOT.
 # Refuses any project whose name does not start with "dstest-": production stacks are
 # never named so, and this script is the only place datasafe removes volumes.
 set -o errexit -o nounset -o pipefail
@@ -17,11 +19,12 @@ fi
 label="label=com.docker.compose.project=$project"
 docker ps -aq --filter "$label" | xargs -r docker rm -f >/dev/null
 docker volume ls -q --filter "$label" | xargs -r docker volume rm >/dev/null
-docker image ls -q "lms-backend:$project*" | sort -u | xargs -r docker image rm -f >/dev/null 2>&1 || true
+images() { { docker image ls -q "lms-backend:$project*"; docker image ls -q --filter "$label"; } | sort -u; }
+images | xargs -r docker image rm -f >/dev/null
 [[ -n "$root" ]] && rm -rf -- "$root"
-left=$( { docker ps -aq --filter "$label"; docker volume ls -q --filter "$label"; } | wc -l)
+left=$( { docker ps -aq --filter "$label"; docker volume ls -q --filter "$label"; images; } | wc -l)
 if [[ "$left" != 0 ]]; then
-  echo "remove-test-stack: $left container(s)/volume(s) of $project are still there" >&2
+  echo "remove-test-stack: $left container(s)/volume(s)/image(s) of $project are still there" >&2
   exit 1
 fi
 echo "removed $project"
