@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Remove every throwaway test stack (compose projects named dstest-*) and their roots.
+# Remove every throwaway test stack (compose projects named dstest-*: containers, volumes,
+# images) and their roots.
 set -o errexit -o nounset -o pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 { docker ps -a --format '{{ index .Labels "com.docker.compose.project" }}'
-  docker volume ls --format '{{ index .Labels "com.docker.compose.project" }}'; } \
-  | grep '^dstest-' | sort -u | while read -r project; do
+  docker volume ls --format '{{ index .Labels "com.docker.compose.project" }}'
+  docker image ls -q --filter label=com.docker.compose.project | sort -u \
+    | xargs -r docker image inspect --format '{{ index .Config.Labels "com.docker.compose.project" }}'; } \
+  | { grep '^dstest-' || true; } | sort -u | while read -r project; do  # none left is fine
     "$here/remove-test-stack.sh" "$project" "/var/tmp/datasafe-molecule/${project#dstest-}"
   done
