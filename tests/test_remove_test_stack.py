@@ -64,6 +64,21 @@ def test_removes_tagged_and_untagged_images_of_the_project_and_nothing_else(tmp_
             subprocess.run(["docker", "image", "rm", "-f", image], capture_output=True, check=False)
 
 
+def test_untags_the_projects_rollback_tags_on_images_it_did_not_build(tmp_path):
+    project = "dstest-imgclean-%s" % uuid.uuid4().hex[:8]
+    repository = "dsother-%s" % uuid.uuid4().hex[:8]
+    image = build(tmp_path, repository, repository + ":keep")  # like the PostgreSQL image
+    rollback = "%s:datasafe-rollback-%s-postgres" % (repository, project)
+    docker("tag", image, rollback)
+    try:
+        result = subprocess.run([SCRIPT, project], capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stderr
+        tags = set(docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}", repository))
+        assert tags == {repository + ":keep"}
+    finally:
+        subprocess.run(["docker", "image", "rm", "-f", image], capture_output=True, check=False)
+
+
 def test_refuses_a_project_that_is_not_a_test_project(tmp_path):
     other = "dsother-%s" % uuid.uuid4().hex[:8]
     image = build(tmp_path, other)

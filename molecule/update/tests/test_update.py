@@ -262,8 +262,22 @@ BROKEN_HEALTH = {
 }
 
 
+def image_id(reference):
+    """The image ID a reference names, or None when there is none."""
+    proc = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Id}}", reference], capture_output=True, text=True, check=False
+    )
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
 def test_failing_health_after_up_rolls_back(stack):
     good = app_revision(stack)
+    backend = stack["datasafe_compose_env"]["LMS_BACKEND_CONTAINER"]
+    running = subprocess.run(
+        ["docker", "inspect", "--format", "{{.Image}}", backend], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    repository = stack["datasafe_compose_env"]["LMS_BACKEND_IMAGE"].rsplit(":", 1)[0]
+    shared = image_id(repository + ":datasafe-rollback")  # the tag every stack used to share
     with release(stack, "release 1.3.0 with a broken health endpoint", BROKEN_HEALTH):
         run = playbook("safe_update.yml", "-e", "datasafe_update_wait_timeout=30")
     assert run.returncode != 0
@@ -273,6 +287,11 @@ def test_failing_health_after_up_rolls_back(stack):
     assert counts(stack) == SEEDED
     _, events = change_log(stack)
     assert events[-1]["outcome"] == "rolled_back"
+    # The image that ran before stays tagged for this project and service only; another stack
+    # sharing the repository keeps its own rollback tag.
+    own = "%s:datasafe-rollback-%s-backend" % (repository, stack["datasafe_compose_project"])
+    assert image_id(own) == running
+    assert image_id(repository + ":datasafe-rollback") == shared
 
 
 MIGRATION = """
