@@ -10,20 +10,18 @@ import os
 import subprocess
 import uuid
 
-import pytest
+from pgbed import REPO, docker
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, "testbed", "remove-test-stack.sh")
 LABEL = "com.docker.compose.project"
 
-pytestmark = pytest.mark.skipif(
-    subprocess.run(["docker", "info"], capture_output=True, check=False).returncode != 0,
-    reason="needs the Docker engine (make setup starts it)",
-)
+
+def output(*args):
+    return docker(*args).stdout.split()
 
 
-def docker(*args):
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=True).stdout.split()
+def remove(project):
+    return subprocess.run([SCRIPT, project], capture_output=True, text=True, check=False)
 
 
 def build(tmp_path, project, tag=None):
@@ -35,14 +33,14 @@ def build(tmp_path, project, tag=None):
     argv = ["build", "-q", "--network", "none", "--label", "%s=%s" % (LABEL, project)]
     if tag:
         argv += ["-t", tag]
-    return docker(*argv, str(context))[-1]
+    return output(*argv, str(context))[-1]
 
 
 def image_ids(*filters):
     argv = ["image", "ls", "-q", "--no-trunc"]
     for item in filters:
         argv += ["--filter", item]
-    return set(docker(*argv))
+    return set(output(*argv))
 
 
 def test_removes_tagged_and_untagged_images_of_the_project_and_nothing_else(tmp_path):
@@ -55,13 +53,13 @@ def test_removes_tagged_and_untagged_images_of_the_project_and_nothing_else(tmp_
     try:
         assert first != second
         assert first in image_ids("dangling=true", "label=%s=%s" % (LABEL, project))
-        result = subprocess.run([SCRIPT, project], capture_output=True, text=True, check=False)
+        result = remove(project)
         assert result.returncode == 0, result.stderr
         assert image_ids("label=%s=%s" % (LABEL, project)) == set()
         assert bystander in image_ids("label=%s=%s" % (LABEL, other))
     finally:
         for image in (first, second, bystander):
-            subprocess.run(["docker", "image", "rm", "-f", image], capture_output=True, check=False)
+            docker("image", "rm", "-f", image, check=False)
 
 
 def test_untags_the_projects_rollback_tags_on_images_it_did_not_build(tmp_path):
@@ -71,21 +69,21 @@ def test_untags_the_projects_rollback_tags_on_images_it_did_not_build(tmp_path):
     rollback = "%s:datasafe-rollback-%s-postgres" % (repository, project)
     docker("tag", image, rollback)
     try:
-        result = subprocess.run([SCRIPT, project], capture_output=True, text=True, check=False)
+        result = remove(project)
         assert result.returncode == 0, result.stderr
-        tags = set(docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}", repository))
+        tags = set(output("image", "ls", "--format", "{{.Repository}}:{{.Tag}}", repository))
         assert tags == {repository + ":keep"}
     finally:
-        subprocess.run(["docker", "image", "rm", "-f", image], capture_output=True, check=False)
+        docker("image", "rm", "-f", image, check=False)
 
 
 def test_refuses_a_project_that_is_not_a_test_project(tmp_path):
     other = "dsother-%s" % uuid.uuid4().hex[:8]
     image = build(tmp_path, other)
     try:
-        result = subprocess.run([SCRIPT, other], capture_output=True, text=True, check=False)
+        result = remove(other)
         assert result.returncode == 3
         assert "only throwaway test projects (dstest-*)" in result.stderr
         assert image in image_ids("label=%s=%s" % (LABEL, other))
     finally:
-        subprocess.run(["docker", "image", "rm", "-f", image], capture_output=True, check=False)
+        docker("image", "rm", "-f", image, check=False)
