@@ -3,8 +3,10 @@
 1. One verified backup of the benchmark database (dsbench, ~1 GB, only read) with playbooks/backup.yml.
 2. A stack of the bench's own (project dsrestore, ports 56920/56921) is seeded from that backup.
    Then, on a quiet machine (the test bed's other stacks stopped, see quiet.py), rounds in
-   alternating order (datasafe first, then manual first, ...), each side prepared untimed and
-   followed by a CHECKPOINT, so no side inherits the other's dirty buffers:
+   alternating order (datasafe first, then manual first, ...), each side prepared untimed:
+   every database of the bench's cluster vacuumed and analyzed, then a CHECKPOINT, so no side
+   inherits the autovacuum work or the dirty buffers that earlier rounds left (datasafe's
+   disaster comes after the vacuum, so its deleted rows are left as they are):
 3. datasafe: the disaster first (every test result deleted behind datasafe's back), then timed:
    ``ansible-playbook playbooks/restore.yml -e datasafe_restore_confirm=lms_slncity
    -e datasafe_restore_backup=<that backup>`` until it returns (safety backup, restore beside,
@@ -193,6 +195,16 @@ def checkpoint():
     container.query(run, DB_CONTAINER, "postgres", "lms_user", "CHECKPOINT;\n")
 
 
+def settle():
+    """Untimed: vacuum and analyze every database of the bench's cluster.
+
+    Each round leaves freshly loaded and damaged databases behind (the live one, the kept
+    ``*_before_restore_*`` and ``*_manual_prep_*``); autovacuum would otherwise process about a
+    gigabyte of them at a random point of the next timed side, whichever side that is.
+    """
+    sh(["docker", "exec", DB_CONTAINER, "vacuumdb", "-U", "lms_user", "--all", "--analyze", "--parallel=0", "--quiet"])
+
+
 def seed(row):
     say("starting the bench's own stack and seeding it from the backup")
     remove_own_stack()
@@ -216,6 +228,7 @@ def assert_restored(side, number, row):
 
 
 def datasafe_round(number, own_vars, row, work):
+    settle()
     # The disaster, on a serving stack: every test result deleted behind datasafe's back.
     container.query(run, DB_CONTAINER, "lms_slncity", "lms_user", "DELETE FROM test_results;\n")
     checkpoint()
@@ -251,6 +264,7 @@ def manual_round(number, row):
         'ALTER DATABASE "lms_slncity" RENAME TO "lms_slncity_manual_prep_%d";\n' % number,
     )
     container.query(run, DB_CONTAINER, "postgres", "lms_user", 'CREATE DATABASE "lms_slncity" OWNER "lms_user";\n')
+    settle()
     checkpoint()
     t0 = time.monotonic()
     laps = []
