@@ -75,6 +75,10 @@ options:
     description: Seconds between two reads of O(restore_job) (0.05 to 10).
     type: float
     default: 0.1
+  analyze:
+    description: Start C(ANALYZE) of the swapped-in database in the background after the swap (see above).
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -116,10 +120,15 @@ restore:
   description: The result of the background restore O(restore_job) (new_database, counts, manifest, problems).
   returned: when O(restore_job) was given and the job ended (also when the module failed because of it)
   type: dict
+analyze_job:
+  description: The result file of the background C(ANALYZE) (null when it could not be started).
+  returned: when O(analyze) is true and the swap was done (not in check mode)
+  type: str
+  sample: /tmp/datasafe-analyze-k2j4x9.json
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import container, restore
+from ansible.module_utils.datasafe import background, container, restore
 
 
 def main():
@@ -137,6 +146,7 @@ def main():
             restore_job=dict(type="path"),
             restore_job_timeout=dict(type="int", default=21600),
             restore_job_poll=dict(type="float", default=0.1),
+            analyze=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
@@ -197,6 +207,17 @@ def main():
         )
     except (restore.RestoreError, container.ContainerError) as exc:
         module.fail_json(msg="SWAP FAILED: %s" % exc, renames=[])
+    if p["analyze"]:
+        # The swap is done and proven; statistics are not worth failing it over.
+        try:
+            extra["analyze_job"] = background.start(
+                restore.analyze_argv(p["container"], p["user"], p["database"]), prefix="datasafe-analyze-"
+            )
+        except OSError as exc:
+            extra["analyze_job"] = None
+            module.warn(
+                "ANALYZE of %s could not be started (%s); autovacuum will analyze it later" % (p["database"], exc)
+            )
     module.exit_json(
         changed=True,
         renames=renames,

@@ -332,12 +332,15 @@ def _job_state(path):
     return data
 
 
-def wait_job(path, timeout, interval=0.1, clock=None, sleep=None):
-    """Wait for the Ansible async job whose results file is ``path``; return its final result.
+def wait_job(
+    path, timeout, interval=0.1, clock=None, sleep=None, what="the restore beside", unless="nothing was swapped"
+):
+    """Wait for the background job whose results file is ``path``; return its final result.
 
-    Ansible's async wrapper writes ``{"started": true, "finished": false}`` when the job starts and
-    replaces it (rename, so never half written) with the module's result when it ends. Reading a
-    small file every ``interval`` costs nothing next to the restore it waits for.
+    Ansible's async wrapper (and :mod:`background`) writes ``{"started": true, "finished": false}``
+    when the job starts and replaces it (rename, so never half written) with the job's result
+    when it ends. Reading a small file every ``interval`` costs nothing next to the job it waits
+    for. ``what`` names the job in the error, ``unless`` says what the timeout means.
     """
     ended = []
 
@@ -350,7 +353,7 @@ def wait_job(path, timeout, interval=0.1, clock=None, sleep=None):
 
     try:
         ready.wait_for(
-            "the restore beside",
+            what,
             probe,
             None,
             timeout=timeout,
@@ -360,9 +363,14 @@ def wait_job(path, timeout, interval=0.1, clock=None, sleep=None):
         )
     except ready.NotReady as exc:
         raise RestoreError(
-            "the restore beside did not finish within %ss (its result file: %s); nothing was swapped" % (timeout, path)
+            "%s did not finish within %ss (its result file: %s); %s" % (what, timeout, path, unless)
         ) from exc
     return ended[0]
+
+
+def analyze_argv(cont, user, db):
+    """ANALYZE of every table of ``db``, as a background job runs it (names as arguments)."""
+    return container.psql_argv(cont, db, user, extra=["-c", "ANALYZE;"], interactive=False)
 
 
 def verified_restore(result, restored):

@@ -11,7 +11,7 @@ import re
 import subprocess
 
 import pytest
-from ansible.module_utils.datasafe import container, manifest, restore
+from ansible.module_utils.datasafe import background, container, manifest, restore
 from pgbed import CRITICAL_TABLES, ThrowawayPostgres
 from restore_helpers import databases, make_backup, run_module
 
@@ -121,6 +121,14 @@ def pg():
         yield db
     finally:
         db.remove()
+
+
+def analyzed(pg, db):
+    """The tables of ``db`` that an ANALYZE (not autovacuum) has analyzed."""
+    rows = container.query(
+        pg.run, pg.container, db, pg.user, "SELECT relname FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL;\n"
+    )
+    return sorted(r[0] for r in rows)
 
 
 def beside_args(pg, backup, **extra):
@@ -252,6 +260,45 @@ def test_the_swap_waits_for_the_background_job_by_reading_its_result_file(tmp_pa
         restore.wait_job(path, 2, 0.5, clock=lambda: now[0], sleep=sleep)
 
 
+def test_a_background_job_runs_on_after_start_returns_and_reports_its_outcome(tmp_path):
+    release = tmp_path / "release"
+    path = background.start(["sh", "-c", 'while [ ! -e "$0" ]; do sleep 0.05; done; echo done', str(release)])
+    try:
+        assert restore._job_state(path) is None  # started, still running: start() did not wait for it
+        release.touch()
+        result = restore.wait_job(path, 30, 0.05, what="the test job")
+        assert result["rc"] == 0 and not result["failed"] and result["stdout"] == "done\n"
+    finally:
+        release.touch()
+        os.unlink(path)
+    failing = background.start(["sh", "-c", "echo boom >&2; exit 3"])
+    result = restore.wait_job(failing, 30, 0.05)
+    assert result["rc"] == 3 and result["failed"] and "boom" in result["msg"]
+    os.unlink(failing)
+    missing = background.start(["/nonexistent/analyze"])
+    result = restore.wait_job(missing, 30, 0.05)
+    assert result["rc"] == 127 and "cannot run /nonexistent/analyze" in result["msg"]
+    os.unlink(missing)
+
+
+@pytest.mark.slow
+def test_job_result_returns_a_jobs_outcome_and_refuses_what_is_not_one(tmp_path):
+    done = run_module("job_result", dict(path=background.start(["sh", "-c", "echo fine"]), what="the test job"))
+    assert not done.get("failed") and done["rc"] == 0 and not done["changed"], done
+    path = background.start(["sh", "-c", "echo no statistics >&2; exit 2"])
+    failed = run_module("job_result", dict(path=path, what="ANALYZE of x"))
+    assert failed["failed"] and failed["msg"].startswith("ANALYZE of x failed: sh exited 2: no statistics")
+    assert not os.path.exists(path)  # read, reported, removed
+    gone = run_module("job_result", dict(path=path))
+    assert gone["failed"] and "has no result file" in gone["msg"]
+    other = tmp_path / "async.json"
+    other.write_text('{"changed": true, "new_database": "x"}')  # an Ansible async result, not a job's
+    refused = run_module("job_result", dict(path=str(other)))
+    assert refused["failed"] and "is not the result file of a datasafe job" in refused["msg"] and other.exists()
+    bad = run_module("job_result", dict(path=str(other), poll=0))
+    assert bad["failed"] and "poll 0.05 to 10 s" in bad["msg"]
+
+
 def test_the_swap_refuses_a_background_restore_that_is_not_verified():
     good = {"changed": True, "new_database": "db_restore_x", "counts": {"t": 1}, "problems": []}
     assert restore.verified_restore(good, "db_restore_x") is good
@@ -306,11 +353,12 @@ def test_restore_beside_and_swap_bring_every_row_back_and_keep_the_damaged_datab
     checked = run_module("pg_restore_beside", beside_args(pg, good["path"]), check=True)
     assert checked["changed"] and not checked.get("failed") and databases(pg) == [pg.db]
 
-    restored = run_module("pg_restore_beside", beside_args(pg, good["path"]))
+    restored = run_module("pg_restore_beside", beside_args(pg, good["path"], analyze=False))
     assert not restored.get("failed"), restored.get("msg")
     assert restored["counts"] == SEEDED and restored["problems"] == []
     assert restored["new_database"] == "lms_slncity_restore_20261123_101500"
     assert pg.counts()["test_results"] == 0  # the live database was not touched
+    assert analyzed(pg, restored["new_database"]) == []  # the swap's ANALYZE, below, is the only one
 
     # a client still connected to the live database is ended by the swap, not waited for
     holder = subprocess.Popen(
@@ -331,6 +379,7 @@ def test_restore_beside_and_swap_bring_every_row_back_and_keep_the_damaged_datab
                 database=pg.db,
                 restored=restored["new_database"],
                 timestamp="20261123_101500",
+                analyze=True,
             ),
         )
     finally:
@@ -339,6 +388,9 @@ def test_restore_beside_and_swap_bring_every_row_back_and_keep_the_damaged_datab
     assert not swapped.get("failed"), swapped.get("msg")
     assert swapped["kept_as"] == "lms_slncity_before_restore_20261123_101500"
     assert pg.counts() == SEEDED
+    waited = run_module("job_result", dict(path=swapped["analyze_job"], what="ANALYZE of %s" % pg.db))
+    assert not waited.get("failed") and waited["rc"] == 0, waited
+    assert analyzed(pg, pg.db) == sorted(CRITICAL_TABLES) and not os.path.exists(swapped["analyze_job"])
     kept = container.count_rows(pg.run, pg.container, swapped["kept_as"], pg.user, CRITICAL_TABLES)
     assert kept == dict(SEEDED, test_results=0)
     assert databases(pg) == [pg.db, swapped["kept_as"]]

@@ -1,6 +1,7 @@
 """After the disaster and the restore: every row back, health answers, the damaged database kept."""
 
 import json
+import re
 
 
 def psql(host, stack, sql, db=None):
@@ -78,6 +79,14 @@ def test_change_log_records_the_restore(host, stack):
     outcomes = [e["outcome"] for e in events if e["action"] == "restore"]
     assert outcomes == ["about_to", "failed", "about_to", "completed"]
     assert "RESTORE FAILED at" in text and "nothing was swapped" in text and "was NOT replaced" in text
+
+
+def test_restored_database_was_analyzed_after_the_swap(host, stack):
+    tables = "', '".join(["users", "patients", "visits", "test_results", "invoices"])
+    sql = "SELECT count(*) FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL AND relname IN ('%s')" % tables
+    assert psql(host, stack, sql) == "5"  # an ANALYZE, not autovacuum's (that sets last_autoanalyze)
+    text = host.file(stack["datasafe_change_log"]).content_string
+    assert re.search(r"Restored %s from .*; statistics: ANALYZE done in [0-9.]+ s;" % stack["datasafe_db_name"], text)
 
 
 def test_database_still_on_the_named_volume(host, stack):
