@@ -88,7 +88,9 @@ def main():
     if not os.path.isfile(p["path"]):
         module.fail_json(msg="job_result: %s has no result file %s (was it started?)" % (p["what"], p["path"]))
     try:
-        result = restore.wait_job(p["path"], p["timeout"], p["poll"], what=p["what"], unless="it may still be running")
+        result = restore.wait_job(
+            p["path"], p["timeout"], p["poll"], what=p["what"], consequence="it may still be running"
+        )
     except restore.RestoreError as exc:
         module.fail_json(msg="job_result: %s" % exc)
     if "rc" not in result or "finished" not in result:

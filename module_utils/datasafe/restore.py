@@ -333,14 +333,14 @@ def _job_state(path):
 
 
 def wait_job(
-    path, timeout, interval=0.1, clock=None, sleep=None, what="the restore beside", unless="nothing was swapped"
+    path, timeout, interval=0.1, clock=None, sleep=None, what="the restore beside", consequence="nothing was swapped"
 ):
     """Wait for the background job whose results file is ``path``; return its final result.
 
     Ansible's async wrapper (and :mod:`background`) writes ``{"started": true, "finished": false}``
     when the job starts and replaces it (rename, so never half written) with the job's result
     when it ends. Reading a small file every ``interval`` costs nothing next to the job it waits
-    for. ``what`` names the job in the error, ``unless`` says what the timeout means.
+    for. ``what`` names the job in the error, ``consequence`` says what the timeout means.
     """
     ended = []
 
@@ -363,7 +363,7 @@ def wait_job(
         )
     except ready.NotReady as exc:
         raise RestoreError(
-            "%s did not finish within %ss (its result file: %s); %s" % (what, timeout, path, unless)
+            "%s did not finish within %ss (its result file: %s); %s" % (what, timeout, path, consequence)
         ) from exc
     return ended[0]
 
