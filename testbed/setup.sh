@@ -93,9 +93,25 @@ ensure_sshd() {
   if ((own_policy)); then rm -f "$policy"; fi
 }
 
+reserve_test_ports() {
+  # Every test and bench server listens on 127.0.0.1:56000-56999 (scenario slots, benches), inside
+  # Linux's ephemeral range. A client connection that happens to get one of those as its source
+  # port makes the server's bind fail ("Address already in use"; seen once as a scenario's
+  # PostgreSQL restarting at create). Reserved ports are never handed out as source ports.
+  local file=/proc/sys/net/ipv4/ip_local_reserved_ports range=56000-56999 current
+  current=$(cat "$file" 2>/dev/null) || { say "warning: cannot read $file; test ports $range are not reserved"; return; }
+  if [[ ",$current," == *",$range,"* ]]; then say "test ports $range: reserved"; return; fi
+  if is_root && printf '%s\n' "${current:+$current,}$range" >"$file" 2>/dev/null; then
+    say "test ports $range: reserved (net.ipv4.ip_local_reserved_ports, until reboot)"
+  else
+    say "warning: test ports $range are not reserved; as root: sysctl -w net.ipv4.ip_local_reserved_ports=${current:+$current,}$range"
+  fi
+}
+
 ensure_tools
 ensure_engine
 ensure_compose
 ensure_images
+reserve_test_ports
 "$here/wheelhouse.sh"
 say "test bed ready"
