@@ -69,7 +69,7 @@ stderr:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import restore
+from ansible.module_utils.datasafe import background
 
 
 def main():
@@ -88,11 +88,9 @@ def main():
     if not os.path.isfile(p["path"]):
         module.fail_json(msg="job_result: %s has no result file %s (was it started?)" % (p["what"], p["path"]))
     try:
-        result = restore.wait_job(
-            p["path"], p["timeout"], p["poll"], what=p["what"], consequence="it may still be running"
-        )
-    except restore.RestoreError as exc:
-        module.fail_json(msg="job_result: %s" % exc)
+        result = background.wait(p["path"], p["timeout"], p["poll"], what=p["what"])
+    except background.NotFinished as exc:
+        module.fail_json(msg="job_result: %s; it may still be running" % exc)
     if "rc" not in result or "finished" not in result:
         module.fail_json(msg="job_result: %s is not the result file of a datasafe job" % p["path"])
     os.unlink(p["path"])

@@ -2,7 +2,7 @@
 
 Used for the ANALYZE after a restore's swap: it runs while the application starts, and a
 later task waits for its result. The file has the shape Ansible's async wrapper writes, so
-:func:`ansible.module_utils.datasafe.restore.wait_job` reads both: ``{"started": 1,
+:func:`wait` reads both (the restore beside is an Ansible async job): ``{"started": 1,
 "finished": 0}`` while the command runs, then (renamed into place, so never half written)
 ``{"finished": 1, "rc", "failed", "msg", "seconds", "stdout", "stderr"}``.
 """
@@ -12,6 +12,9 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
+
+from ansible.module_utils.datasafe import ready
 
 # Run by a fresh interpreter (no module_utils there), detached from the module's process:
 # argv[1] is the result file, the rest the command. It never raises; every outcome is written.
@@ -58,3 +61,50 @@ def start(argv, directory=None, prefix="datasafe-job-"):
         os.unlink(path)
         raise
     return path
+
+
+class NotFinished(Exception):
+    """A background job did not end within the time given; the message names it and its file."""
+
+
+def state(path):
+    """The job's result file, parsed: None while the job runs (or the file is absent or not yet
+    whole JSON), the job's final result once it ended."""
+    try:
+        with open(path) as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or (data.get("started") and not data.get("finished")):
+        return None
+    return data
+
+
+def wait(path, timeout, interval=0.1, clock=None, sleep=None, what="the background job"):
+    """Wait for the job whose result file is ``path``; return its final result.
+
+    Reading a small file every ``interval`` costs nothing next to the job it waits for. Raises
+    NotFinished when it has not ended within ``timeout`` seconds; ``what`` names it.
+    """
+    ended = []
+
+    def probe():
+        result = state(path)
+        if result is None:
+            return False, "still running"
+        ended.append(result)
+        return True, ""
+
+    try:
+        ready.wait_for(
+            what,
+            probe,
+            None,
+            timeout=timeout,
+            interval=interval,
+            clock=clock or time.monotonic,
+            sleep=sleep or time.sleep,
+        )
+    except ready.NotReady as exc:
+        raise NotFinished("%s did not finish within %ss (its result file: %s)" % (what, timeout, path)) from exc
+    return ended[0]

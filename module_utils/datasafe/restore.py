@@ -13,13 +13,12 @@ into the container uses :func:`stream_file` (the file is never read into memory)
 """
 
 import datetime
-import json
 import os
 import re
 import subprocess
 import time
 
-from ansible.module_utils.datasafe import container, counts, ready
+from ansible.module_utils.datasafe import background, container, counts, ready
 
 MAINTENANCE_DB = "postgres"
 # PostgreSQL truncates identifiers at 63 bytes; a truncated name would collide silently.
@@ -319,53 +318,13 @@ def restore_beside(
 # --- the background restore's result ----------------------------------------------------------
 
 
-def _job_state(path):
-    """The background job's result file, parsed: None while the job runs (or the file is absent
-    or not yet whole JSON), the job's final result once it ended."""
+def wait_job(path, timeout, interval=0.1, clock=None, sleep=None):
+    """Wait for the background ``pg_restore_beside`` (Ansible async) job whose results file is
+    ``path`` (see :func:`background.wait`); return its final result. A timeout swaps nothing."""
     try:
-        with open(path) as handle:
-            data = json.load(handle)
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or (data.get("started") and not data.get("finished")):
-        return None
-    return data
-
-
-def wait_job(
-    path, timeout, interval=0.1, clock=None, sleep=None, what="the restore beside", consequence="nothing was swapped"
-):
-    """Wait for the background job whose results file is ``path``; return its final result.
-
-    Ansible's async wrapper (and :mod:`background`) writes ``{"started": true, "finished": false}``
-    when the job starts and replaces it (rename, so never half written) with the job's result
-    when it ends. Reading a small file every ``interval`` costs nothing next to the job it waits
-    for. ``what`` names the job in the error, ``consequence`` says what the timeout means.
-    """
-    ended = []
-
-    def probe():
-        result = _job_state(path)
-        if result is None:
-            return False, "still running"
-        ended.append(result)
-        return True, ""
-
-    try:
-        ready.wait_for(
-            what,
-            probe,
-            None,
-            timeout=timeout,
-            interval=interval,
-            clock=clock or time.monotonic,
-            sleep=sleep or time.sleep,
-        )
-    except ready.NotReady as exc:
-        raise RestoreError(
-            "%s did not finish within %ss (its result file: %s); %s" % (what, timeout, path, consequence)
-        ) from exc
-    return ended[0]
+        return background.wait(path, timeout, interval, clock, sleep, what="the restore beside")
+    except background.NotFinished as exc:
+        raise RestoreError("%s; nothing was swapped" % exc) from exc
 
 
 def analyze_argv(cont, user, db):

@@ -264,19 +264,19 @@ def test_a_background_job_runs_on_after_start_returns_and_reports_its_outcome(tm
     release = tmp_path / "release"
     path = background.start(["sh", "-c", 'while [ ! -e "$0" ]; do sleep 0.05; done; echo done', str(release)])
     try:
-        assert restore._job_state(path) is None  # started, still running: start() did not wait for it
+        assert background.state(path) is None  # started, still running: start() did not wait for it
         release.touch()
-        result = restore.wait_job(path, 30, 0.05, what="the test job")
+        result = background.wait(path, 30, 0.05, what="the test job")
         assert result["rc"] == 0 and not result["failed"] and result["stdout"] == "done\n"
     finally:
         release.touch()
         os.unlink(path)
     failing = background.start(["sh", "-c", "echo boom >&2; exit 3"])
-    result = restore.wait_job(failing, 30, 0.05)
+    result = background.wait(failing, 30, 0.05)
     assert result["rc"] == 3 and result["failed"] and "boom" in result["msg"]
     os.unlink(failing)
     missing = background.start(["/nonexistent/analyze"])
-    result = restore.wait_job(missing, 30, 0.05)
+    result = background.wait(missing, 30, 0.05)
     assert result["rc"] == 127 and "cannot run /nonexistent/analyze" in result["msg"]
     os.unlink(missing)
 
