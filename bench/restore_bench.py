@@ -13,8 +13,9 @@
    counts vs manifest, swap, start, health, stack).
 4. manual: it restores INTO the live database; on a database holding rows that only produces
    errors and duplicates, so (untimed) the database is renamed away and an empty one created:
-   the state the protocol assumes. Timed: down; up -d postgres; sleep 10; gunzip -c | psql;
-   count users; up -d; then until the health endpoint answers 200.
+   the state the protocol assumes; then the application is started again, so the manual side
+   starts from a serving stack as datasafe's does. Timed: down; up -d postgres; sleep 10;
+   gunzip -c | psql; count users; up -d; then until the health endpoint answers 200.
 5. Every side must end with every count equal to the backup's manifest. Last line: the ratio
    of the medians, ``restore ratio R (datasafe A s / manual B s)``.
 6. The bench's own stack and volume are removed (by its project name only); dsbench is untouched.
@@ -31,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -104,6 +106,17 @@ def healthy():
     try:
         with urllib.request.urlopen(HEALTH, timeout=2) as resp:  # noqa: S310  (loopback URL built here)
             return resp.status == 200
+    except OSError:
+        return False
+
+
+def answering():
+    """The backend answers HTTP at all (503 included: the prepared empty database has no tables)."""
+    try:
+        with urllib.request.urlopen(HEALTH, timeout=2):  # noqa: S310  (loopback URL built here)
+            return True
+    except urllib.error.HTTPError:
+        return True
     except OSError:
         return False
 
@@ -264,6 +277,10 @@ def manual_round(number, row):
         'ALTER DATABASE "lms_slncity" RENAME TO "lms_slncity_manual_prep_%d";\n' % number,
     )
     container.query(run, DB_CONTAINER, "postgres", "lms_user", 'CREATE DATABASE "lms_slncity" OWNER "lms_user";\n')
+    # The stack serves again, as datasafe's side starts: the protocol's step 2 (down) stops a
+    # running application, and that stop belongs to the timed sequence.
+    compose("start", "backend")
+    wait_for(answering, "the backend")
     settle()
     checkpoint()
     t0 = time.monotonic()
