@@ -176,23 +176,28 @@ def main():
             module.fail_json(msg="pg_swap_database: %s" % exc, renames=[], **extra)
 
     run = container.module_runner(module)
-    try:
-        present = restore.databases(run, p["container"], p["user"], list(names), p["maintenance_db"])
-    except container.ContainerError as exc:
-        module.fail_json(
-            msg="pg_swap_database: cannot read the databases in %s: %s" % (p["container"], exc), renames=[]
-        )
-    renames = (["%s -> %s" % (p["database"], keep_as)] if p["database"] in present else []) + [
-        "%s -> %s" % (p["restored"], p["database"])
-    ]
+
+    def planned(present):
+        return (["%s -> %s" % (p["database"], keep_as)] if p["database"] in present else []) + [
+            "%s -> %s" % (p["restored"], p["database"])
+        ]
+
     if module.check_mode:
+        try:
+            present = restore.databases(run, p["container"], p["user"], list(names), p["maintenance_db"])
+        except container.ContainerError as exc:
+            module.fail_json(
+                msg="pg_swap_database: cannot read the databases in %s: %s" % (p["container"], exc), renames=[]
+            )
         module.exit_json(
             changed=True,
-            renames=renames,
+            renames=planned(present),
             kept_as=keep_as if p["database"] in present else None,
             databases=present,
             **extra,
         )
+    # The swap reads the databases itself, before it renames anything (one round trip fewer on
+    # the outage's critical path than reading them here as well).
     try:
         done = restore.swap(
             run,
@@ -220,8 +225,8 @@ def main():
             )
     module.exit_json(
         changed=True,
-        renames=renames,
-        kept_as=keep_as if p["database"] in present else None,
+        renames=planned(done["before"]),
+        kept_as=keep_as if p["database"] in done["before"] else None,
         attempts=done["attempts"],
         databases=done["after"],
         **extra,

@@ -380,7 +380,10 @@ def swap(
     exactly "restored is target, old target is keep_as", the old database gets its name back
     and RestoreError is raised. Returns ``{"before": {...}, "after": {...}, "attempts": n}``.
     """
-    before = databases(run, cont, user, [target, restored, keep_as], maintenance_db)
+    try:
+        before = databases(run, cont, user, [target, restored, keep_as], maintenance_db)
+    except container.ContainerError as exc:
+        raise RestoreError("cannot read the databases in %s (%s); nothing was renamed" % (cont, exc)) from exc
     if restored not in before:
         raise RestoreError("database %s does not exist: there is nothing to swap in" % restored)
     if keep_as in before:

@@ -32,6 +32,18 @@ def test_names_are_dated_and_validated():
         restore.qi('lms"; DROP DATABASE lms; --')
 
 
+def test_a_swap_that_cannot_read_the_databases_renames_nothing():
+    calls = []
+
+    def unreachable(argv, data=None):
+        calls.append(data)
+        return 1, "", "Error response from daemon: No such container: dstest-gone"
+
+    with pytest.raises(restore.RestoreError, match="cannot read the databases in dstest-gone .*nothing was renamed"):
+        restore.swap(unreachable, "dstest-gone", "lms_user", "db", "db_restore_1", "db_before_restore_1")
+    assert len(calls) == 1 and "RENAME" not in calls[0]  # only the read was tried
+
+
 def test_swap_is_one_transaction_that_terminates_sessions_first_and_drops_nothing():
     sql = restore.swap_sql("db", "db_restore_1", "db_before_restore_1")
     lines = sql.strip().splitlines()
