@@ -85,7 +85,9 @@ options:
         restore's commit record too).
     type: dict
   ready_timeout:
-    description: Seconds to wait (C(pg_isready), polled) for the server to accept connections first; 0 does not wait.
+    description:
+      - Seconds to wait (C(pg_isready), polled) for a server that does not answer the first query
+        to accept connections; 0 does not wait. A server that answers at once is not probed.
     type: int
     default: 60
 attributes:

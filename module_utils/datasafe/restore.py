@@ -281,12 +281,20 @@ def restore_beside(
     ``{"created", "counts", "problems", "like"}``; never drops or alters ``target``. A failed restore
     leaves ``new_db`` behind (named in the error) rather than dropping anything. ``settings`` are
     the restore session's SET LOCAL settings (default :data:`RESTORE_SETTINGS`); with
-    ``ready_timeout`` the server is first polled with pg_isready for up to that many seconds.
+    ``ready_timeout``, a server that does not answer the first query is polled with pg_isready
+    for up to that many seconds.
     Every table is counted once, exactly, after the commit.
     """
-    if ready_timeout:
+    try:
+        existing = databases(run, cont, user, [target, new_db], maintenance_db)
+    except container.ContainerError:
+        if not ready_timeout:
+            raise
+        # The server may still be starting (the restore role launches the restore beside before
+        # it makes sure PostgreSQL runs): poll pg_isready, then read again. A server that answers
+        # at once costs no probe, which keeps a round trip off the outage's critical path.
         wait_server(run, cont, user, ready_timeout, maintenance_db, sleep, clock)
-    existing = databases(run, cont, user, [target, new_db], maintenance_db)
+        existing = databases(run, cont, user, [target, new_db], maintenance_db)
     if new_db in existing:
         raise RestoreError(
             "database %s already exists: restore never writes into an existing database; pick another name" % new_db

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import subprocess
+import threading
 
 import pytest
 from ansible.module_utils.datasafe import background, container, manifest, restore
@@ -230,6 +231,50 @@ def test_a_dump_cut_on_a_row_boundary_commits_nothing(pg, tmp_path):
     )
     assert tables == [["0"]]
     assert pg.counts() == SEEDED
+
+
+@pytest.mark.slow
+def test_restore_beside_waits_for_a_server_that_is_not_up_yet(pg, tmp_path):
+    # The role launches the restore beside before it makes sure PostgreSQL runs: a stopped server
+    # is waited for with pg_isready (never a fixed sleep), then the restore goes on.
+    good = make_backup(pg, str(tmp_path))
+    subprocess.run(["docker", "stop", pg.container], check=True, capture_output=True)
+    starter = threading.Timer(3, lambda: subprocess.run(["docker", "start", pg.container], capture_output=True))
+    starter.start()
+    probes = []
+
+    def run(argv, data=None):
+        probes.append("pg_isready" in argv)
+        return pg.run(argv, data=data)
+
+    try:
+        result = restore.restore_beside(
+            run,
+            pg.container,
+            pg.user,
+            pg.db,
+            "lms_slncity_restore_20261123_101500",
+            good,
+            CRITICAL_TABLES,
+            ready_timeout=60,
+        )
+    finally:
+        starter.join()
+    assert result["problems"] == [] and result["counts"] == SEEDED
+    assert any(probes) and pg.counts() == SEEDED
+    # a server that answers at once is not probed at all
+    probes.clear()
+    restore.restore_beside(
+        run,
+        pg.container,
+        pg.user,
+        pg.db,
+        "lms_slncity_restore_20261123_101600",
+        good,
+        CRITICAL_TABLES,
+        ready_timeout=60,
+    )
+    assert probes and not any(probes)
 
 
 def test_restore_waits_for_the_server_with_pg_isready_and_gives_up_in_time():
