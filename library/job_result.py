@@ -9,8 +9,10 @@ short_description: Wait for a datasafe background job (such as the ANALYZE after
 description:
   - Reads the job's result file every O(poll) seconds until the job has ended, then returns its
     result and removes the file.
-  - The job is a command started by a datasafe module, for example the C(ANALYZE) that
-    M(pg_swap_database) starts after the swap (its RV(pg_swap_database#module:analyze_job)).
+  - The job is work a datasafe module left running, for example the C(ANALYZE) that
+    M(pg_swap_database) starts after the swap (its RV(pg_swap_database#module:analyze_job)), or
+    the restore of M(pg_restore_beside) with O(pg_restore_beside#module:detach) (its
+    RV(pg_restore_beside#module:job)).
   - Fails when the job failed (its exit status and error output are in the message), when it has
     not ended within O(timeout), or when the file is missing or not a job's result file.
   - Changes nothing; the job itself already ran.

@@ -84,6 +84,17 @@ options:
         C(synchronous_commit=off) (the swap that follows commits synchronously and so flushes the
         restore's commit record too).
     type: dict
+  detach:
+    description:
+      - Return at once, after the checks above (manifest, size, sha256, tables), and restore in a
+        detached process of this module; RV(job) names the file its result appears in, with the
+        same fields this module returns, in the shape of an Ansible async job's results file
+        (M(pg_swap_database) O(pg_swap_database#module:restore_job) and M(job_result) read it).
+      - Instead of Ansible's C(async), which starts its wrapper and the module as extra processes
+        and so adds a few tenths of a second before the restore starts.
+      - In check mode the file is written at once with the check-mode result.
+    type: bool
+    default: false
   ready_timeout:
     description:
       - Seconds to wait (C(pg_isready), polled) for a server that does not answer the first query
@@ -134,13 +145,21 @@ problems:
   returned: always
   type: list
   elements: dict
+job:
+  description:
+    - With O(detach), the result file of the detached restore. It says C(finished) 0 while the
+      restore runs, then holds this module's result (RV(new_database), RV(counts), RV(problems),
+      C(failed), C(msg)).
+  returned: when O(detach)
+  type: str
+  sample: /tmp/datasafe-restore-beside-k2j4.json
 """
 
 import datetime
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import container, manifest, restore
+from ansible.module_utils.datasafe import background, container, manifest, restore
 
 
 def checked_backup(module, backup, expected_database):
@@ -176,6 +195,7 @@ def main():
             analyze=dict(type="bool", default=True),
             session_settings=dict(type="dict"),
             ready_timeout=dict(type="int", default=60),
+            detach=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
@@ -211,9 +231,29 @@ def main():
     entry = dict(entry, counts=expected)
     result = dict(new_database=new_db, manifest=entry, problems=[])
     if module.check_mode:
-        module.exit_json(changed=True, counts=expected, **result)
+        result.update(changed=True, counts=expected)
+        if p["detach"]:
+            result["job"] = finished_job(module, dict(result, failed=False))
+        module.exit_json(**result)
 
-    run = container.module_runner(module)
+    def work():
+        return outcome(container.subprocess_runner, p, backup, new_db, entry, tables, result)
+
+    if p["detach"]:
+        try:
+            job = background.run_detached(work, prefix="datasafe-restore-beside-")
+        except OSError as exc:
+            module.fail_json(msg="the restore beside could not be started in the background: %s" % exc, **result)
+        module.exit_json(changed=True, job=job, **result)
+    done = outcome(container.module_runner(module), p, backup, new_db, entry, tables, result)
+    if done["failed"]:
+        module.fail_json(**done)
+    module.exit_json(**done)
+
+
+def outcome(run, p, backup, new_db, entry, tables, result):
+    """Restore beside and compare the counts; the module's result, ``failed`` and ``msg`` included."""
+    result = dict(result)
     try:
         done = restore.restore_beside(
             run,
@@ -230,22 +270,33 @@ def main():
             ready_timeout=p["ready_timeout"],
         )
     except (restore.RestoreError, container.ContainerError, ValueError) as exc:
-        module.fail_json(
+        result.update(
+            failed=True,
+            changed=False,
             msg="restore of %s into new database %s failed; the live database %s was not touched "
             "(a partly restored %s may be left for inspection, it is never dropped): %s"
             % (os.path.basename(backup), new_db, p["database"], new_db, exc),
-            **result,
         )
-    result.update(counts=done["counts"], problems=done["problems"], like=done["like"])
+        return result
+    result.update(changed=True, counts=done["counts"], problems=done["problems"], like=done["like"])
     if done["problems"]:
-        module.fail_json(
-            changed=True,
+        result.update(
+            failed=True,
             msg="restored %s into %s, but its row counts do not match the manifest: %s. The live "
             "database %s was not touched; %s is left for inspection"
             % (os.path.basename(backup), new_db, restore.describe_problems(done["problems"]), p["database"], new_db),
-            **result,
         )
-    module.exit_json(changed=True, **result)
+        return result
+    result["failed"] = False
+    return result
+
+
+def finished_job(module, result):
+    """A result file that is finished from the start (check mode: there is nothing to run)."""
+    try:
+        return background.finished(result, prefix="datasafe-restore-beside-")
+    except OSError as exc:
+        module.fail_json(msg="cannot write the restore's result file: %s" % exc, **result)
 
 
 if __name__ == "__main__":

@@ -62,10 +62,11 @@ options:
     default: 5000
   restore_job:
     description:
-      - The C(results_file) of the background C(pg_restore_beside) task (C(async), C(poll 0))
-        that restores into O(restored), as registered by that task.
+      - The result file of the background C(pg_restore_beside) that restores into O(restored),
+        that is its RV(pg_restore_beside#module:job) with O(pg_restore_beside#module:detach), or
+        the C(results_file) of a C(pg_restore_beside) task run with C(async) and C(poll 0).
       - The file is read every O(restore_job_poll) seconds until the job ended; its result is
-        returned as RV(restore).
+        returned as RV(restore) and the file removed, whether the swap accepts the result or not.
     type: path
   restore_job_timeout:
     description: Seconds to wait for O(restore_job) before failing (nothing is swapped then).
@@ -127,6 +128,8 @@ analyze_job:
   sample: /tmp/datasafe-analyze-k2j4x9.json
 """
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.datasafe import background, container, restore
 
@@ -171,6 +174,7 @@ def main():
         # Before anything else: the swap waits for the restore beside and refuses an unverified one.
         try:
             extra["restore"] = restore.wait_job(p["restore_job"], p["restore_job_timeout"], p["restore_job_poll"])
+            consumed(p["restore_job"])  # read once; the result goes on in RV(restore), accepted or not
             restore.verified_restore(extra["restore"], p["restored"])
         except restore.RestoreError as exc:
             module.fail_json(msg="pg_swap_database: %s" % exc, renames=[], **extra)
@@ -231,6 +235,14 @@ def main():
         databases=done["after"],
         **extra,
     )
+
+
+def consumed(path):
+    """The job's result is read and returned (RV(restore)); its file is not needed any more."""
+    try:
+        os.unlink(path)
+    except OSError:
+        pass  # gone already, or not ours to remove: the result was read either way
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
-"""A command that runs on after the module that started it has returned, with a result file.
+"""Work that runs on after the module that started it has returned, with a result file.
 
-Used for the ANALYZE after a restore's swap: it runs while the application starts, and a
-later task waits for its result. The file has the shape Ansible's async wrapper writes, so
-:func:`wait` reads both (the restore beside is an Ansible async job): ``{"started": 1,
-"finished": 0}`` while the command runs, then (renamed into place, so never half written)
-``{"finished": 1, "rc", "failed", "msg", "seconds", "stdout", "stderr"}``.
+:func:`start` runs a command (the ANALYZE after a restore's swap, while the application
+starts); :func:`run_detached` runs a function of the module itself (the restore beside, while
+the application stops and the safety backup runs). A later task waits for the result. The file
+has the shape Ansible's async wrapper writes, so :func:`wait` reads both: ``{"started": 1,
+"finished": 0}`` while the work runs, then (renamed into place, so never half written)
+``{"finished": 1, "rc", "failed", "msg", "seconds", ...}`` (a detached function's ``rc`` is 1
+when it failed, else 0).
 """
 
 import json
@@ -63,8 +65,77 @@ def start(argv, directory=None, prefix="datasafe-job-"):
     return path
 
 
+def _write(path, result):
+    tmp = path + ".tmp"
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+        json.dump(result, handle)
+    os.replace(tmp, path)
+
+
+def finished(result, directory=None, prefix="datasafe-job-"):
+    """A result file holding ``result`` as a finished job's (for work there was no need to run)."""
+    fd, path = tempfile.mkstemp(prefix=prefix, suffix=".json", dir=directory)
+    os.close(fd)
+    _write(path, dict(result, started=1, finished=1))
+    return path
+
+
+def run_detached(work, directory=None, prefix="datasafe-job-"):
+    """Run ``work()`` in a detached process and return its result file at once.
+
+    The process is a fork of the caller (an Ansible module), so ``work`` runs with everything the
+    module has already imported and checked; it leaves the caller's session and gives up every
+    inherited descriptor, so Ansible, which reads the module's output until it closes, does not
+    wait for it. ``work`` returns the result the module would have returned, ``failed`` and
+    ``msg`` included; an exception becomes a failed result naming it. Raises OSError when the
+    process cannot be started (the file is then removed).
+    """
+    fd, path = tempfile.mkstemp(prefix=prefix, suffix=".json", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"started": 1, "finished": 0}, handle)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+    except OSError:
+        os.unlink(path)
+        raise
+    if pid:
+        os.waitpid(pid, 0)  # the first child leaves at once; the work runs in its child
+        return path
+    try:  # the first child: a new session, then fork again so the work is no session leader
+        os.setsid()
+        if os.fork():
+            os._exit(0)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for target in (0, 1, 2):
+            os.dup2(devnull, target)
+        os.closerange(3, _max_fd())
+        t0 = time.monotonic()
+        try:
+            result = dict(work())
+        except BaseException as exc:  # every outcome is written, none is lost with the process
+            result = {"failed": True, "msg": "the background job raised %s: %s" % (type(exc).__name__, exc)}
+        result.setdefault("failed", False)
+        result.update(started=1, finished=1, rc=1 if result["failed"] else 0, seconds=round(time.monotonic() - t0, 3))
+        _write(path, result)
+    finally:
+        os._exit(0)
+
+
+def _max_fd():
+    try:
+        return os.sysconf("SC_OPEN_MAX")
+    except (ValueError, OSError):
+        return 4096
+
+
 class NotFinished(Exception):
     """A background job did not end within the time given; the message names it and its file."""
+
+
+class Missing(NotFinished):
+    """A background job's result file does not exist: there is nothing to wait for."""
 
 
 def state(path):
@@ -84,11 +155,16 @@ def wait(path, timeout, interval=0.1, clock=None, sleep=None, what="the backgrou
     """Wait for the job whose result file is ``path``; return its final result.
 
     Reading a small file every ``interval`` costs nothing next to the job it waits for. Raises
-    NotFinished when it has not ended within ``timeout`` seconds; ``what`` names it.
+    NotFinished when it has not ended within ``timeout`` seconds, and at once (Missing) when the
+    file does not exist, as no job that was started leaves none; ``what`` names it.
     """
     ended = []
 
     def probe():
+        if not os.path.exists(path):
+            raise Missing(
+                "%s has no result file %s (was it started, or was its result read and removed already?)" % (what, path)
+            )
         result = state(path)
         if result is None:
             return False, "still running"

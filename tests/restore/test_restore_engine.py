@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import threading
+import time
 
 import pytest
 from ansible.module_utils.datasafe import background, container, manifest, restore
@@ -305,16 +306,24 @@ def test_the_swap_waits_for_the_background_job_by_reading_its_result_file(tmp_pa
     def sleep(seconds):
         now[0] += seconds
         reads.append(now[0])
-        if len(reads) == 2:  # Ansible's async wrapper: "started" first, replaced by the result
-            (tmp_path / "job").write_text('{"started": true, "finished": false, "ansible_job_id": "j1"}')
+        if len(reads) == 2:  # half written: not yet a result
+            (tmp_path / "job").write_text('{"started": 1, "fini')
         if len(reads) == 4:
             (tmp_path / "job").write_text('{"changed": true, "new_database": "db_restore_x", "counts": {"t": 1}}')
 
+    # The starter writes "started" before it returns (pg_restore_beside's detach, Ansible's async).
+    (tmp_path / "job").write_text('{"started": 1, "finished": 0}')
     result = restore.wait_job(path, 10, 0.1, clock=lambda: now[0], sleep=sleep)
-    assert result["new_database"] == "db_restore_x" and len(reads) == 4  # absent, absent, started, started
+    assert result["new_database"] == "db_restore_x" and len(reads) == 4  # started, started, partial, partial
     (tmp_path / "job").write_text('{"started": true, "finished": false}')
     with pytest.raises(restore.RestoreError, match="did not finish within 2s.*nothing was swapped"):
         restore.wait_job(path, 2, 0.5, clock=lambda: now[0], sleep=sleep)
+    # No file: nothing runs that could write one, so no waiting.
+    os.unlink(path)
+    reads.clear()
+    with pytest.raises(restore.RestoreError, match="has no result file .*nothing was swapped"):
+        restore.wait_job(path, 3600, 0.1, clock=lambda: now[0], sleep=sleep)
+    assert reads == []
 
 
 def test_a_background_job_runs_on_after_start_returns_and_reports_its_outcome(tmp_path):
@@ -336,6 +345,31 @@ def test_a_background_job_runs_on_after_start_returns_and_reports_its_outcome(tm
     result = background.wait(missing, 30, 0.05)
     assert result["rc"] == 127 and "cannot run /nonexistent/analyze" in result["msg"]
     os.unlink(missing)
+
+
+def test_a_detached_function_runs_on_after_the_call_returns_and_reports_its_outcome(tmp_path):
+    release = tmp_path / "release"
+
+    def work():
+        while not release.exists():
+            time.sleep(0.05)
+        return {"changed": True, "new_database": "db_restore_x", "counts": {"t": 1}}
+
+    path = background.run_detached(work, directory=str(tmp_path))
+    try:
+        assert background.state(path) is None  # the call returned; the work still runs
+        release.touch()
+        result = background.wait(path, 30, 0.05, what="the test job")
+        assert result["counts"] == {"t": 1} and not result["failed"] and result["rc"] == 0
+    finally:
+        release.touch()
+
+    def broken():
+        raise RuntimeError("no such table")
+
+    result = background.wait(background.run_detached(broken, directory=str(tmp_path)), 30, 0.05)
+    assert result["failed"] and result["rc"] == 1
+    assert result["msg"] == "the background job raised RuntimeError: no such table"
 
 
 @pytest.mark.slow
@@ -396,13 +430,62 @@ def test_a_swap_given_the_result_of_a_failed_restore_renames_nothing(pg, tmp_pat
     other = run_module("pg_swap_database", dict(swap, restored=failed["new_database"], restore_job=str(job)))
     assert other.get("failed") and "did not verify" in other["msg"] and other["renames"] == []
     assert pg.psql("SELECT string_agg(datname || oid, ',' ORDER BY datname) FROM pg_database").stdout == with_ok
+    assert not job.exists()  # read once: the result went on in the swap's own (failed) result
+    job.write_text(json.dumps(restored))
     swapped = run_module("pg_swap_database", dict(swap, restored="lms_slncity_restore_ok", restore_job=str(job)))
     assert not swapped.get("failed"), swapped.get("msg")
     assert swapped["restore"]["counts"] == SEEDED and pg.counts() == SEEDED
     assert swapped["kept_as"] == "lms_slncity_before_restore_20261123_101500"
+    # its file is gone too, so one result cannot be swapped in twice
+    assert not job.exists()
+    again = run_module("pg_swap_database", dict(swap, restored="lms_slncity_restore_ok", restore_job=str(job)))
+    assert again.get("failed") and "has no result file" in again["msg"] and "nothing was swapped" in again["msg"]
+    assert pg.counts() == SEEDED
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_a_detached_restore_beside_returns_at_once_and_the_swap_takes_its_verified_result(pg, tmp_path):
+    good = make_backup(pg, str(tmp_path))
+    pg.psql("DELETE FROM test_results")  # the disaster, behind datasafe's back
+    checked = run_module("pg_restore_beside", beside_args(pg, good["path"], detach=True), check=True)
+    assert background.state(checked["job"])["counts"] == SEEDED and databases(pg) == [pg.db]  # a plan only
+    os.unlink(checked["job"])
+
+    # The module returns after its checks: no counts yet, only the file the restore will write.
+    started = run_module("pg_restore_beside", beside_args(pg, good["path"], analyze=False, detach=True))
+    assert not started.get("failed"), started.get("msg")
+    assert started["new_database"] == "lms_slncity_restore_20261123_101500" and "counts" not in started
+    job = started["job"]
+    swapped = run_module(
+        "pg_swap_database",
+        dict(
+            container=pg.container,
+            user=pg.user,
+            database=pg.db,
+            restored=started["new_database"],
+            timestamp="20261123_101500",
+            restore_job=job,
+        ),
+    )
+    assert not swapped.get("failed"), swapped.get("msg")
+    assert swapped["restore"]["counts"] == SEEDED and swapped["restore"]["rc"] == 0
+    assert pg.counts() == SEEDED and not os.path.exists(job)  # the result was read, then removed
+    assert databases(pg) == [pg.db, "lms_slncity_before_restore_20261123_101500"]
+
+    # A detached restore that fails is reported by its file; the swap then renames nothing.
+    pg.psql("DELETE FROM test_results")
+    failing = run_module(
+        "pg_restore_beside",
+        dict(beside_args(pg, good["path"], detach=True), new_database="lms_slncity_before_restore_20261123_101500"),
+    )
+    result = background.wait(failing["job"], 60, 0.05)
+    assert result["failed"] and "already exists" in result["msg"] and result["rc"] == 1
+    assert os.stat(failing["job"]).st_mode & 0o077 == 0  # the result file is the user's own
+    os.unlink(failing["job"])
+    assert pg.counts()["test_results"] == 0  # nothing was swapped or restored over the live database
+
+
 def test_restore_beside_and_swap_bring_every_row_back_and_keep_the_damaged_database(pg, tmp_path):
     good = make_backup(pg, str(tmp_path))
     pg.psql("DELETE FROM test_results")  # the disaster, behind datasafe's back
