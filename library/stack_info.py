@@ -161,13 +161,11 @@ def main():
 
     data_pg_version = None
     if db and db["running"]:
-        rc, out, _ = run(["docker", "exec", db["container"], "cat", "%s/PG_VERSION" % p["data_path"]])
-        data_pg_version = out.strip() if rc == 0 else None
+        facts, trouble = stack.data_facts(run, db["container"], p["data_path"])
+        data_pg_version = facts.pop("pg_version")
         if volume is not None:
-            try:
-                volume.update(stack.data_identity(run, db["container"], p["data_path"]))
-            except stack.DockerError as exc:
-                problems.append(str(exc))
+            volume.update(facts)
+            problems.extend(trouble)
 
     if p["compare_volume_to"] is not None:
         changes = stack.identity_changes(p["compare_volume_to"], volume or {})

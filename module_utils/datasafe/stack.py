@@ -148,28 +148,42 @@ def volume_identity(run, name):
     }
 
 
-def data_identity(run, db_container, data_path=PGDATA):
-    """What makes the data *this* data, read through the running database container.
+# One docker exec for the data directory's facts (each exec starts a process in the container):
+# PG_VERSION (may be absent), then the directory's inode, then pg_controldata, each section
+# after a marker line; the script exits 11 when stat fails and 12 when pg_controldata does.
+_MARK = "--datasafe-data-facts--"
+_FACTS_SCRIPT = (
+    'cat "$1/PG_VERSION" 2>/dev/null; echo "%s"; stat -c %%i "$1" || exit 11; echo "%s"; '
+    'pg_controldata "$1" || exit 12' % (_MARK, _MARK)
+)
+
+
+def data_facts(run, db_container, data_path=PGDATA):
+    """What makes the data *this* data, and its major version, read through the running database
+    container in one ``docker exec``. Returns ``(facts, problems)``: ``facts`` has ``pg_version``
+    (the directory's PG_VERSION, None when it cannot be read) and, when they could be read,
+    ``data_inode`` and ``system_identifier``; ``problems`` says why one could not.
 
     ``docker volume inspect``'s CreatedAt is no identity: the local driver reports the ctime
     of the volume's ``_data`` directory, which PostgreSQL changes on every start (it creates
     ``postmaster.pid`` there). The directory's inode changes only when the volume is
     recreated, and PostgreSQL's ``system_identifier`` only when the cluster is re-initialised.
     """
-    rc, out, err = run(["docker", "exec", db_container, "stat", "-c", "%i", data_path])
-    if rc != 0:
-        raise DockerError("cannot stat %s in %s: %s" % (data_path, db_container, (err or "").strip()))
-    identity = {"data_inode": int(out.strip())}
-    rc, out, err = run(["docker", "exec", db_container, "pg_controldata", data_path])
+    rc, out, err = run(["docker", "exec", db_container, "sh", "-c", _FACTS_SCRIPT, "datasafe-data-facts", data_path])
+    parts = (out or "").split(_MARK + "\n")
+    facts = {"pg_version": parts[0].strip() or None if len(parts) > 1 else None}
+    if rc == 11 or len(parts) < 3:
+        why = (err or out or "").strip()[:300]
+        return facts, ["cannot stat %s in %s: %s" % (data_path, db_container, why)]
+    facts["data_inode"] = int(parts[1].strip())
     if rc == 0:
-        for line in out.splitlines():
+        for line in parts[2].splitlines():
             if line.startswith("Database system identifier:"):
-                identity["system_identifier"] = line.split(":", 1)[1].strip()
-    if "system_identifier" not in identity:
-        raise DockerError(
-            "cannot read the cluster's system identifier in %s: %s" % (db_container, (err or out).strip()[:300])
-        )
-    return identity
+                facts["system_identifier"] = line.split(":", 1)[1].strip()
+    if "system_identifier" not in facts:
+        why = (err or parts[2] or "").strip()[:300]
+        return facts, ["cannot read the cluster's system identifier in %s: %s" % (db_container, why)]
+    return facts, []
 
 
 IDENTITY_KEYS = ("name", "mountpoint", "data_inode", "system_identifier")
