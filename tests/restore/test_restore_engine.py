@@ -157,6 +157,12 @@ def beside_args(pg, backup, **extra):
     )
 
 
+def swap_args(pg, restored, **extra):
+    return dict(
+        container=pg.container, user=pg.user, database=pg.db, restored=restored, timestamp="20261123_101500", **extra
+    )
+
+
 @pytest.mark.slow
 def test_truncated_and_flipped_backups_are_refused_before_anything_is_created(pg, tmp_path):
     good = make_backup(pg, str(tmp_path))
@@ -457,17 +463,7 @@ def test_a_detached_restore_beside_returns_at_once_and_the_swap_takes_its_verifi
     assert not started.get("failed"), started.get("msg")
     assert started["new_database"] == "lms_slncity_restore_20261123_101500" and "counts" not in started
     job = started["job"]
-    swapped = run_module(
-        "pg_swap_database",
-        dict(
-            container=pg.container,
-            user=pg.user,
-            database=pg.db,
-            restored=started["new_database"],
-            timestamp="20261123_101500",
-            restore_job=job,
-        ),
-    )
+    swapped = run_module("pg_swap_database", swap_args(pg, started["new_database"], restore_job=job))
     assert not swapped.get("failed"), swapped.get("msg")
     assert swapped["restore"]["counts"] == SEEDED and swapped["restore"]["rc"] == 0
     assert pg.counts() == SEEDED and not os.path.exists(job)  # the result was read, then removed
@@ -511,17 +507,7 @@ def test_restore_beside_and_swap_bring_every_row_back_and_keep_the_damaged_datab
     holder.stdin.write("SELECT 1;\n")
     holder.stdin.flush()
     try:
-        swapped = run_module(
-            "pg_swap_database",
-            dict(
-                container=pg.container,
-                user=pg.user,
-                database=pg.db,
-                restored=restored["new_database"],
-                timestamp="20261123_101500",
-                analyze=True,
-            ),
-        )
+        swapped = run_module("pg_swap_database", swap_args(pg, restored["new_database"], analyze=True))
     finally:
         holder.stdin.close()
         holder.wait()
