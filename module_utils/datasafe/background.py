@@ -104,8 +104,12 @@ def run_detached(work, directory=None, prefix="datasafe-job-"):
         os.waitpid(pid, 0)  # the first child leaves at once; the work runs in its child
         return path
     try:  # the first child: a new session, then fork again so the work is no session leader
-        os.setsid()
-        if os.fork():
+        try:
+            os.setsid()
+            if os.fork():
+                os._exit(0)
+        except OSError as exc:  # no work runs, so say so rather than leave "started" behind
+            _write(path, {"started": 1, "finished": 1, "rc": 1, "failed": True, "msg": "cannot detach: %s" % exc})
             os._exit(0)
         devnull = os.open(os.devnull, os.O_RDWR)
         for target in (0, 1, 2):
