@@ -102,23 +102,24 @@ def report_phases(log):
             say("  %6.1f s  %s" % (seconds, task))
 
 
-def healthy():
+def health_status():
+    """The health endpoint's HTTP status, None while nothing answers."""
     try:
         with urllib.request.urlopen(HEALTH, timeout=2) as resp:  # noqa: S310  (loopback URL built here)
-            return resp.status == 200
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
     except OSError:
-        return False
+        return None
+
+
+def healthy():
+    return health_status() == 200
 
 
 def answering():
     """The backend answers HTTP at all (503 included: the prepared empty database has no tables)."""
-    try:
-        with urllib.request.urlopen(HEALTH, timeout=2):  # noqa: S310  (loopback URL built here)
-            return True
-    except urllib.error.HTTPError:
-        return True
-    except OSError:
-        return False
+    return health_status() is not None
 
 
 def wait_for(check, what, timeout=300):

@@ -87,10 +87,10 @@ def main():
     p = module.params
     if p["timeout"] < 1 or not 0.05 <= p["poll"] <= 10:
         module.fail_json(msg="job_result: timeout must be at least 1 s and poll 0.05 to 10 s")
-    if not os.path.isfile(p["path"]):
-        module.fail_json(msg="job_result: %s has no result file %s (was it started?)" % (p["what"], p["path"]))
     try:
         result = background.wait(p["path"], p["timeout"], p["poll"], what=p["what"])
+    except background.Missing as exc:
+        module.fail_json(msg="job_result: %s" % exc)
     except background.NotFinished as exc:
         module.fail_json(msg="job_result: %s; it may still be running" % exc)
     if "rc" not in result or "finished" not in result:

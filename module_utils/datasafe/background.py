@@ -47,10 +47,8 @@ def start(argv, directory=None, prefix="datasafe-job-"):
     written yet for a missing one. Raises OSError when the job cannot be started (the file is
     then removed).
     """
-    fd, path = tempfile.mkstemp(prefix=prefix, suffix=".json", dir=directory)
+    path = _result_file(STARTED, directory, prefix)
     try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump({"started": 1, "finished": 0}, handle)
         subprocess.Popen(
             [sys.executable, "-c", _RUNNER, path] + list(argv),
             stdin=subprocess.DEVNULL,
@@ -65,7 +63,23 @@ def start(argv, directory=None, prefix="datasafe-job-"):
     return path
 
 
+STARTED = {"started": 1, "finished": 0}
+
+
+def _result_file(content, directory, prefix):
+    """A new result file (the user's own, 0600) holding ``content``; its path."""
+    fd, path = tempfile.mkstemp(prefix=prefix, suffix=".json", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(content, handle)
+    except OSError:
+        os.unlink(path)
+        raise
+    return path
+
+
 def _write(path, result):
+    """Replace the result file at ``path`` whole (renamed into place, never half written)."""
     tmp = path + ".tmp"
     with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
         json.dump(result, handle)
@@ -74,10 +88,7 @@ def _write(path, result):
 
 def finished(result, directory=None, prefix="datasafe-job-"):
     """A result file holding ``result`` as a finished job's (for work there was no need to run)."""
-    fd, path = tempfile.mkstemp(prefix=prefix, suffix=".json", dir=directory)
-    os.close(fd)
-    _write(path, dict(result, started=1, finished=1))
-    return path
+    return _result_file(dict(result, started=1, finished=1), directory, prefix)
 
 
 def run_detached(work, directory=None, prefix="datasafe-job-"):
@@ -90,10 +101,8 @@ def run_detached(work, directory=None, prefix="datasafe-job-"):
     ``msg`` included; an exception becomes a failed result naming it. Raises OSError when the
     process cannot be started (the file is then removed).
     """
-    fd, path = tempfile.mkstemp(prefix=prefix, suffix=".json", dir=directory)
+    path = _result_file(STARTED, directory, prefix)
     try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump({"started": 1, "finished": 0}, handle)
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
@@ -159,13 +168,13 @@ def wait(path, timeout, interval=0.1, clock=None, sleep=None, what="the backgrou
     """Wait for the job whose result file is ``path``; return its final result.
 
     Reading a small file every ``interval`` costs nothing next to the job it waits for. Raises
-    NotFinished when it has not ended within ``timeout`` seconds, and at once (Missing) when the
-    file does not exist, as no job that was started leaves none; ``what`` names it.
+    NotFinished when it has not ended within ``timeout`` seconds, and at once (Missing) when there
+    is no such file, as no job that was started leaves none; ``what`` names it.
     """
     ended = []
 
     def probe():
-        if not os.path.exists(path):
+        if not os.path.isfile(path):
             raise Missing(
                 "%s has no result file %s (was it started, or was its result read and removed already?)" % (what, path)
             )

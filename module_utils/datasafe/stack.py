@@ -171,7 +171,7 @@ def data_facts(run, db_container, data_path=PGDATA):
     """
     rc, out, err = run(["docker", "exec", db_container, "sh", "-c", _FACTS_SCRIPT, "datasafe-data-facts", data_path])
     parts = (out or "").split(_MARK + "\n")
-    facts = {"pg_version": parts[0].strip() or None if len(parts) > 1 else None}
+    facts = {"pg_version": (parts[0].strip() or None) if len(parts) > 1 else None}
     if rc == 11 or len(parts) < 3:
         why = (err or out or "").strip()[:300]
         return facts, ["cannot stat %s in %s: %s" % (data_path, db_container, why)]
