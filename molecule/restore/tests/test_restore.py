@@ -1,5 +1,6 @@
 """After the disaster and the restore: every row back, health answers, the damaged database kept."""
 
+import datetime
 import json
 import re
 
@@ -96,3 +97,22 @@ def test_database_still_on_the_named_volume(host, stack):
     data = [m for m in mounts if m["Destination"] == "/var/lib/postgresql/data"]
     expected = "%s_postgres_data" % stack["datasafe_compose_project"]
     assert [(m["Type"], m["Name"]) for m in data] == [("volume", expected)]
+
+
+def test_change_log_records_the_downtime_and_when_the_stack_was_verified(host, stack):
+    events = [
+        json.loads(line)
+        for line in host.file(stack["datasafe_change_log"].replace(".txt", ".jsonl")).content_string.splitlines()
+    ]
+    completed = [e for e in events if e["action"] == "restore" and e["outcome"] == "completed"]
+    assert len(completed) == 1
+    entry = completed[0]
+    about = [e for e in events if e["action"] == "restore" and e["outcome"] == "about_to"][-1]
+    verified = datetime.datetime.fromisoformat(entry["verified_at"])
+    # verified after the announcement and before the completed entry (whole seconds there)
+    assert datetime.datetime.fromisoformat(about["time"]) - datetime.timedelta(seconds=1) <= verified
+    assert verified <= datetime.datetime.fromisoformat(entry["time"]) + datetime.timedelta(seconds=1)
+    # the converge stopped a running backend: its downtime is measured, and said in the text log
+    assert 0 < entry["downtime_seconds"] < 600
+    text = host.file(stack["datasafe_change_log"]).content_string
+    assert "application down %s s;" % entry["downtime_seconds"] in text
