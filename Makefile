@@ -87,5 +87,5 @@ lock: venv ## re-pin requirements.txt from requirements.in
 	$(BIN)/python -m pip install --quiet -r requirements.in
 	$(BIN)/python -m pip freeze --exclude-editable | sort -f > requirements.txt
 
-clean-testbed: ## remove every throwaway test stack (containers, volumes, images labelled as tests)
+clean-testbed: ## remove leftover test stacks (dstest-*) and the servers of killed pytest runs
 	@bash testbed/remove-test-stacks.sh

@@ -10,3 +10,5 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
   | { grep '^dstest-' || true; } | sort -u | while read -r project; do  # none left is fine
     "$here/remove-test-stack.sh" "$project" "/var/tmp/datasafe-molecule/${project#dstest-}"
   done
+# and the throwaway servers of pytest runs that were killed before their fixtures ended
+"$here/remove-abandoned-test-servers.sh"

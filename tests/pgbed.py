@@ -6,7 +6,9 @@ with several conftest.py files in the tree, ``conftest`` names whichever was imp
 A throwaway database is a real container of the test bed's PostgreSQL image, on host
 networking and a free loopback port, with its own labelled named volume. It is removed,
 volume included, when the fixture ends; only resources labelled ``io.datasafe.test`` are
-ever removed.
+ever removed. Each is also labelled with its owner, the pytest process (``io.datasafe.test.owner``,
+``<pid>:<start time>``), so ``make clean-testbed`` can remove the servers of a run that was killed
+before its fixtures ended, and never those of a run still going.
 """
 
 import os
@@ -28,6 +30,22 @@ from ansible.module_utils.datasafe import container  # noqa: E402
 PG_IMAGE = os.environ.get("DATASAFE_PG_IMAGE", "datasafe/postgres:15-bookworm")
 LMS = os.path.join(REPO, "examples", "lms")
 TEST_LABEL = "io.datasafe.test"
+OWNER_LABEL = TEST_LABEL + ".owner"
+
+
+def process_owner(pid):
+    """``<pid>:<start time>`` of a running (or not yet reaped) process: its identity even after
+    the pid is reused. testbed/remove-abandoned-test-servers.sh reads the same two fields."""
+    with open("/proc/%d/stat" % pid) as handle:
+        fields = handle.read().rsplit(") ", 1)[1].split()
+    return "%d:%s" % (pid, fields[19])  # field 22 of stat, the 20th after the command name
+
+
+def throwaway_labels(owner=None):
+    """docker --label arguments for a throwaway resource owned by this test run."""
+    return ["--label", "%s=1" % TEST_LABEL, "--label", "%s=%s" % (OWNER_LABEL, owner or process_owner(os.getpid()))]
+
+
 CRITICAL_TABLES = ["users", "patients", "visits", "test_results", "invoices"]
 
 
@@ -65,14 +83,13 @@ class ThrowawayPostgres:
         self.run = container.subprocess_runner
 
     def start(self):
-        docker("volume", "create", "--label", "%s=1" % TEST_LABEL, self.volume)
+        docker("volume", "create", *throwaway_labels(), self.volume)
         docker(
             "run",
             "-d",
             "--name",
             self.container,
-            "--label",
-            "%s=1" % TEST_LABEL,
+            *throwaway_labels(),
             "--network",
             "host",
             "-e",

@@ -10,7 +10,7 @@ import os
 import subprocess
 import uuid
 
-from pgbed import REPO, docker
+from pgbed import OWNER_LABEL, PG_IMAGE, REPO, TEST_LABEL, docker, process_owner, throwaway_labels
 
 SCRIPT = os.path.join(REPO, "testbed", "remove-test-stack.sh")
 LABEL = "com.docker.compose.project"
@@ -87,3 +87,51 @@ def test_refuses_a_project_that_is_not_a_test_project(tmp_path):
         assert image in image_ids("label=%s=%s" % (LABEL, other))
     finally:
         docker("image", "rm", "-f", image, check=False)
+
+
+ABANDONED = os.path.join(REPO, "testbed", "remove-abandoned-test-servers.sh")
+
+
+def exited_child():
+    """A child that has exited and is not reaped yet (a zombie), and its owner identity."""
+    child = subprocess.Popen(["true"])
+    while True:
+        with open("/proc/%d/stat" % child.pid) as handle:
+            if handle.read().rsplit(") ", 1)[1].startswith("Z"):
+                return child, process_owner(child.pid)
+
+
+def test_removes_the_servers_of_ended_test_runs_and_nothing_else():
+    """A killed pytest run leaves its throwaway servers running (its fixtures never end).
+    Only those whose owning process is gone (reaped, or a zombie) are removed; a live run's and
+    unowned ones stay."""
+    reaped, reaped_owner = exited_child()
+    reaped.wait()  # now no process has that identity
+    zombie, zombie_owner = exited_child()  # killed, not reaped yet by its parent: ended too
+    tag = uuid.uuid4().hex[:8]
+    owners = {
+        "reaped": throwaway_labels(reaped_owner),
+        "zombie": throwaway_labels(zombie_owner),
+        "live": throwaway_labels(),
+        "unowned": ["--label", TEST_LABEL + "=1"],
+    }
+    names = {kind: "datasafe-test-abandon-%s-%s" % (kind, tag) for kind in owners}
+    try:
+        for kind, labels in owners.items():
+            docker("volume", "create", *labels, names[kind])
+            docker("create", "--name", names[kind], *labels, "--network", "none", PG_IMAGE, "true")
+        result = subprocess.run([ABANDONED], capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stderr
+        volumes = set(output("volume", "ls", "-q"))
+        containers = set(output("ps", "-a", "--format", "{{.Names}}"))
+        for ended in ("reaped", "zombie"):
+            assert names[ended] not in volumes and names[ended] not in containers, ended
+        assert {names["live"], names["unowned"]} <= volumes
+        assert {names["live"], names["unowned"]} <= containers
+        assert "volume %s has no %s label: left alone" % (names["unowned"], OWNER_LABEL) in result.stderr
+        assert "container %s has no %s label: left alone" % (names["unowned"], OWNER_LABEL) in result.stderr
+    finally:
+        zombie.wait()
+        for name in names.values():
+            docker("rm", "-f", name, check=False)
+            docker("volume", "rm", name, check=False)

@@ -16,7 +16,7 @@ import pytest
 from ansible.module_utils.datasafe import stack
 from fakes import FakeClock
 from modharness import run_module
-from pgbed import TEST_LABEL, docker
+from pgbed import docker, throwaway_labels
 
 IMAGE = "datasafe/python:3.11-bookworm"
 
@@ -37,8 +37,7 @@ def service():
             name,
             "--network",
             "none",
-            "--label",
-            "%s=1" % TEST_LABEL,
+            *throwaway_labels(),
             "--label",
             "com.docker.compose.project=%s" % project,
             "--label",
