@@ -133,5 +133,5 @@ def test_removes_the_servers_of_ended_test_runs_and_nothing_else():
     finally:
         zombie.wait()
         for name in names.values():
-            docker("rm", "-f", name, check=False)
+            docker("rm", "-f", "-v", name, check=False)  # -v: the image's anonymous data volume too
             docker("volume", "rm", name, check=False)
