@@ -12,7 +12,7 @@
    -e datasafe_restore_backup=<that backup>``, to a healthy, verified stack: the moment its change
    log entry records as ``verified_at`` (safety backup, restore beside, counts vs manifest, swap,
    start, health 200, every service running and healthy, data on the named volume). The command
-   returns 1-1.5 s later (the statistics wait, the change log, the lock's release); that time is
+   returns 1.2-1.5 s later (the statistics wait, the change log, the lock's release); that time is
    printed too, with its own ratio, one line above the last.
 4. manual: it restores INTO the live database; on a database holding rows that only produces
    errors and duplicates, so (untimed) the database is renamed away and an empty one created:
