@@ -143,46 +143,20 @@ def main():
     if p["wait_healthy"] < 0:
         module.fail_json(msg="stack_info: wait_healthy must be 0 (judge at once) or a number of seconds")
     try:
-        services = stack.wait_healthy(run, p["project"], p["wait_healthy"])
-        volume = stack.volume_identity(run, expected)
+        checked = stack.check(
+            run,
+            p["project"],
+            p["db_service"],
+            expected,
+            p["data_path"],
+            p["require_running"],
+            p["wait_healthy"],
+            p["compare_volume_to"],
+        )
     except stack.DockerError as exc:
         module.fail_json(msg="stack_info: %s" % exc, problems=[str(exc)])
-
-    db = services.get(p["db_service"])
-    problems = stack.volume_problems(db, expected, volume, p["data_path"])
-    if p["require_running"]:
-        if not services:
-            problems.append("compose project %s has no containers: the stack is not up" % p["project"])
-        for name, svc in sorted(services.items()):
-            if not svc["running"]:
-                problems.append("service %s (%s) is %s" % (name, svc["container"], svc["status"]))
-            elif svc["health"] not in (None, "healthy"):
-                problems.append("service %s (%s) is %s" % (name, svc["container"], svc["health"]))
-
-    data_pg_version = None
-    if db and db["running"]:
-        facts, trouble = stack.data_facts(run, db["container"], p["data_path"])
-        data_pg_version = facts.pop("pg_version")
-        if volume is not None:
-            volume.update(facts)
-            problems.extend(trouble)
-
-    if p["compare_volume_to"] is not None:
-        changes = stack.identity_changes(p["compare_volume_to"], volume or {})
-        if changes:
-            problems.append(
-                "the database volume changed identity (%s): the database no longer runs on the data it ran on before"
-                % "; ".join(changes)
-            )
-
-    result = dict(
-        changed=False,
-        services=services,
-        volume=volume,
-        expected_volume=expected,
-        data_pg_version=data_pg_version,
-        problems=problems,
-    )
+    problems = checked["problems"]
+    result = dict(changed=False, **checked)
     if problems and p["fail_on_problems"]:
         module.fail_json(msg="stack %s: %s" % (p["project"], "; ".join(problems)), **result)
     module.exit_json(**result)

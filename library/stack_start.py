@@ -22,6 +22,11 @@ description:
     second is downtime. A started container that exits, vanishes or turns C(unhealthy) while
     it is waited for ends the wait at once, with its log tail, instead of running out
     O(wait_timeout).
+  - With O(verify), the module ends with the stack check of C(stack_info), the protocol's check
+    after any change. Every service of the project must run and, where it has a healthcheck, be
+    healthy, and the database's data must be on its named volume; a problem fails the module,
+    after the start. It runs in the same module run as the start, so no task boundary comes
+    between a serving application and its verified stack.
 version_added: "0.2.0"
 author: datasafe maintainers
 options:
@@ -106,6 +111,34 @@ options:
     description: Seconds between two polls.
     type: float
     default: 0.1
+  verify:
+    description:
+      - After the start (and O(wait_url)), check the stack exactly as C(stack_info) does with
+        O(ignore:require_running=true); see that module for each check. Its result is RV(stack);
+        any problem fails the module.
+    type: dict
+    suboptions:
+      db_service:
+        description: The compose service that runs PostgreSQL.
+        type: str
+        default: postgres
+      volume:
+        description: The volume's key in the compose file; its docker name is C(<project_name>_<volume>).
+        type: str
+        default: postgres_data
+      volume_name:
+        description: The full docker name of the volume, for external volumes; overrides O(verify.volume).
+        type: str
+      data_path:
+        description: Where the database keeps its data inside the container.
+        type: str
+        default: /var/lib/postgresql/data
+      wait_healthy:
+        description:
+          - Seconds to wait while a running service's healthcheck still says C(starting), running
+            that healthcheck meanwhile (C(stack_info)'s O(ignore:wait_healthy)). V(0) judges at once.
+        type: int
+        default: 0
 attributes:
   check_mode:
     support: full
@@ -136,6 +169,19 @@ EXAMPLES = r"""
     services: [backend]
     dependencies: false
     wait_url: http://127.0.0.1:5002/health
+  register: started
+
+- name: Start every service but the running database, wait for health, then verify the stack
+  stack_start:
+    project_src: /srv/lms
+    project_name: lms
+    files: [docker-compose.prod.yml]
+    exclude_services: [postgres]
+    dependencies: false
+    wait_url: http://127.0.0.1:5002/health
+    verify:
+      db_service: postgres
+      wait_healthy: 120
   register: started
 """
 
@@ -173,6 +219,12 @@ containers:
   type: list
   elements: str
   sample: [lms-postgres, lms-backend]
+stack:
+  description:
+    - The stack check of O(verify), as C(stack_info) returns it (C(services), C(volume),
+      C(expected_volume), C(data_pg_version), C(problems)); also returned when it failed.
+  returned: when O(verify) was given and the start succeeded
+  type: dict
 """
 
 import re
@@ -226,6 +278,19 @@ class Starter:
         except ready.NotReady as exc:
             self.fail("started, but %s" % exc)
 
+    def verify(self, v):
+        """The stack check of stack_info, after the start; a problem fails the module."""
+        expected = v["volume_name"] or "%s_%s" % (self.p["project_name"], v["volume"])
+        try:
+            checked = stack.check(
+                self.run, self.p["project_name"], v["db_service"], expected, v["data_path"], True, v["wait_healthy"]
+            )
+        except stack.DockerError as exc:
+            self.fail("started, but the stack could not be read for its check: %s" % exc)
+        self.result["stack"] = checked
+        if checked["problems"]:
+            self.fail("started, but the stack check failed: %s" % "; ".join(checked["problems"]))
+
     def database(self, db, argv):
         watch = self.up(argv, [db["service"]])
         self.wait(
@@ -264,6 +329,12 @@ def check_params(p):
         raise ValueError("wait_timeout must be at least 1 s and wait_interval 0.01 to 10 s")
     if p["wait_url"] is not None:
         ready.check_url(p["wait_url"])
+    verify = p["verify"]
+    if verify:
+        if not _SERVICE.match(verify["db_service"]):
+            raise ValueError("verify.db_service %r is not a compose service name" % verify["db_service"])
+        if verify["wait_healthy"] < 0:
+            raise ValueError("verify.wait_healthy must be 0 (judge at once) or a number of seconds")
     db = p["database"]
     if db:
         for table in db["tables"]:
@@ -296,6 +367,16 @@ def main():
             wait_url=dict(type="str"),
             wait_timeout=dict(type="int", default=120),
             wait_interval=dict(type="float", default=0.1),
+            verify=dict(
+                type="dict",
+                options=dict(
+                    db_service=dict(type="str", default="postgres"),
+                    volume=dict(type="str", default="postgres_data"),
+                    volume_name=dict(type="str"),
+                    data_path=dict(type="str", default=stack.PGDATA),
+                    wait_healthy=dict(type="int", default=0),
+                ),
+            ),
         ),
         supports_check_mode=True,
     )
@@ -328,6 +409,8 @@ def main():
         starter.wait("url", "GET %s" % p["wait_url"], lambda: ready.url_status(p["wait_url"]), watch)
     # One listing for the result: the database first, then the services.
     starter.containers(p["services"], first=[p["database"]["service"]] if p["database"] else [])
+    if p["verify"]:
+        starter.verify(p["verify"])
     module.exit_json(**starter.result)
 
 

@@ -248,6 +248,8 @@ def test_every_service_but_a_running_database_starts_by_name(stack):
         ({"services": ["backend; docker volume prune -f"]}, "is not a compose service name"),
         ({"wait_url": "file:///etc/passwd"}, "not an http(s) URL"),
         ({"wait_timeout": 0}, "wait_timeout must be at least 1 s"),
+        ({"verify": {"db_service": "postgres; docker volume prune -f"}}, "verify.db_service"),
+        ({"verify": {"wait_healthy": -1}}, "verify.wait_healthy must be 0 (judge at once) or a number of seconds"),
     ],
 )
 def test_bad_input_is_refused_before_anything_starts(stack, overrides, problem):
@@ -275,3 +277,41 @@ def test_a_snapshot_that_is_not_counts_is_refused_before_anything_starts(stack):
     assert "database.compare_to must map table names to whole numbers" in result["msg"]
     assert not running(stack, stack["db"]) and not running(stack, stack["backend"])
     start(stack)  # leave it serving
+
+
+def test_verify_checks_the_started_stack_in_the_same_run(stack):
+    stack["sh"](*stack["compose"], "stop", "backend")
+    result = start(
+        stack,
+        database=None,
+        services=[],
+        exclude_services=["postgres"],
+        verify={"db_service": "postgres", "wait_healthy": 60},
+    )
+    assert not result["failed"], result["msg"]
+    checked = result["stack"]
+    assert checked["problems"] == []
+    assert checked["expected_volume"] == "%s_postgres_data" % stack["project"]
+    assert checked["volume"]["name"] == checked["expected_volume"] and checked["volume"]["system_identifier"]
+    backend = checked["services"]["backend"]
+    assert backend["running"] and backend["health"] == "healthy"  # Docker's, or its own healthcheck run now
+    assert checked["services"]["postgres"]["running"]
+    assert health(stack)[0] == 200
+
+
+def test_verify_fails_after_the_start_when_the_data_is_not_on_the_named_volume(stack):
+    stack["sh"](*stack["compose"], "stop", "backend")
+    result = start(
+        stack,
+        database=None,
+        services=[],
+        exclude_services=["postgres"],
+        verify={"db_service": "postgres", "volume": "not_its_volume"},
+    )
+    assert result["failed"]
+    assert result["msg"].startswith(
+        "stack_start: started, but the stack check failed: volume %s_not_its_volume does not exist" % stack["project"]
+    )
+    assert result["stack"]["problems"]
+    assert running(stack, stack["backend"])  # it was started; the check only judges it
+    assert counts(stack) == stack["seeded"]

@@ -222,3 +222,47 @@ def volume_problems(db_service, expected_volume, volume, data_path=PGDATA):
             "container %s keeps %s on %s, not on %s" % (db_service["container"], data_path, kind, expected_volume)
         )
     return problems
+
+
+def check(run, project, db_service, expected_volume, data_path=PGDATA, require_running=True, wait=0, compare_to=None):
+    """The protocol's stack check (stack_info, and stack_start's ``verify``).
+
+    Every service of ``project`` (waited for up to ``wait`` s while a healthcheck says
+    ``starting``), running and healthy when ``require_running``; the database service's data on
+    the named volume ``expected_volume``; its identity (with ``compare_to``: unchanged). Returns
+    ``{"services", "volume", "expected_volume", "data_pg_version", "problems"}``; raises
+    DockerError when Docker cannot be read.
+    """
+    services = wait_healthy(run, project, wait)
+    volume = volume_identity(run, expected_volume)
+    db = services.get(db_service)
+    problems = volume_problems(db, expected_volume, volume, data_path)
+    if require_running:
+        if not services:
+            problems.append("compose project %s has no containers: the stack is not up" % project)
+        for name, svc in sorted(services.items()):
+            if not svc["running"]:
+                problems.append("service %s (%s) is %s" % (name, svc["container"], svc["status"]))
+            elif svc["health"] not in (None, "healthy"):
+                problems.append("service %s (%s) is %s" % (name, svc["container"], svc["health"]))
+    data_pg_version = None
+    if db and db["running"]:
+        facts, trouble = data_facts(run, db["container"], data_path)
+        data_pg_version = facts.pop("pg_version")
+        if volume is not None:
+            volume.update(facts)
+            problems.extend(trouble)
+    if compare_to is not None:
+        changes = identity_changes(compare_to, volume or {})
+        if changes:
+            problems.append(
+                "the database volume changed identity (%s): the database no longer runs on the data it ran on before"
+                % "; ".join(changes)
+            )
+    return dict(
+        services=services,
+        volume=volume,
+        expected_volume=expected_volume,
+        data_pg_version=data_pg_version,
+        problems=problems,
+    )
