@@ -279,15 +279,15 @@ def test_a_snapshot_that_is_not_counts_is_refused_before_anything_starts(stack):
     start(stack)  # leave it serving
 
 
-def test_verify_checks_the_started_stack_in_the_same_run(stack):
+def start_backend_and_verify(stack, **verify):
+    """As a restore starts its stack: the backend only (the database runs), then the stack check."""
+    stack["sh"](*stack["compose"], "up", "-d", "--wait", "postgres")  # whatever the test before left
     stack["sh"](*stack["compose"], "stop", "backend")
-    result = start(
-        stack,
-        database=None,
-        services=[],
-        exclude_services=["postgres"],
-        verify={"db_service": "postgres", "wait_healthy": 60},
-    )
+    return start(stack, database=None, services=[], exclude_services=["postgres"], verify=verify)
+
+
+def test_verify_checks_the_started_stack_in_the_same_run(stack):
+    result = start_backend_and_verify(stack, db_service="postgres", wait_healthy=60)
     assert not result["failed"], result["msg"]
     checked = result["stack"]
     assert checked["problems"] == []
@@ -300,14 +300,7 @@ def test_verify_checks_the_started_stack_in_the_same_run(stack):
 
 
 def test_verify_fails_after_the_start_when_the_data_is_not_on_the_named_volume(stack):
-    stack["sh"](*stack["compose"], "stop", "backend")
-    result = start(
-        stack,
-        database=None,
-        services=[],
-        exclude_services=["postgres"],
-        verify={"db_service": "postgres", "volume": "not_its_volume"},
-    )
+    result = start_backend_and_verify(stack, db_service="postgres", volume="not_its_volume")
     assert result["failed"]
     assert result["msg"].startswith(
         "stack_start: started, but the stack check failed: volume %s_not_its_volume does not exist" % stack["project"]
