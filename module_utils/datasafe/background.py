@@ -87,8 +87,9 @@ def _write(path, result):
 
 
 def finished(result, directory=None, prefix="datasafe-job-"):
-    """A result file holding ``result`` as a finished job's (for work there was no need to run)."""
-    return _result_file(dict(result, started=1, finished=1), directory, prefix)
+    """A result file holding ``result`` as a finished job's (for work there was no need to run),
+    in the shape run_detached writes, ``rc`` included, so job_result reads (and removes) it too."""
+    return _result_file(dict(result, started=1, finished=1, rc=1 if result.get("failed") else 0), directory, prefix)
 
 
 def run_detached(work, directory=None, prefix="datasafe-job-"):
