@@ -109,7 +109,11 @@ class Fleet:
         self._lock = open(LOCK, "w")  # noqa: SIM115 (held for the fleet's lifetime)
         fcntl.flock(self._lock, fcntl.LOCK_EX)
         for site in self.sites.values():  # a killed earlier run's leftovers under the same names
-            subprocess.run([os.path.join(REPO, "testbed/remove-test-stack.sh"), site["datasafe_compose_project"]], check=True, capture_output=True)
+            subprocess.run(
+                [os.path.join(REPO, "testbed/remove-test-stack.sh"), site["datasafe_compose_project"]],
+                check=True,
+                capture_output=True,
+            )
         self._start_sshd()
         self._write_inventories()
         self._make_stacks()

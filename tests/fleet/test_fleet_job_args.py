@@ -53,7 +53,8 @@ def test_each_job_runs_its_playbook_for_one_site_under_its_own_lock(home, name, 
     assert (argv[5:] == ["-e", "datasafe_backup_kind=scheduled"]) == (name == "backup")
     assert ".datasafe-%s-job-lab-south.lock" % name in (home / "home").read_text().split()
     text = (home / log).read_text()
-    assert "datasafe %s job for lab-south started" % name in text and "finished OK" in text
+    assert "datasafe %s job started (site lab-south)" % name in text
+    assert "datasafe %s job finished OK (site lab-south)" % name in text
 
 
 def test_without_limit_the_backup_keeps_its_lock_and_log(home):

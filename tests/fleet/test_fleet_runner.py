@@ -121,7 +121,7 @@ def test_a_controller_holds_one_entry_per_site_and_each_job_backs_up_its_own_sit
         )
         text = log.read_text()
         assert run.returncode == 0, text[-3000:]
-        assert "datasafe backup job for site2 finished OK" in text
+        assert "datasafe backup job finished OK (site site2)" in text
         after = backups()
         assert after["site1"] == before["site1"] and after["site3"] == before["site3"]
         new = sorted(set(after["site2"]) - set(before["site2"]))
@@ -143,7 +143,7 @@ def test_a_controller_holds_one_entry_per_site_and_each_job_backs_up_its_own_sit
         run = subprocess.run(["env", "-i", *argv, "--log", str(log)], capture_output=True, text=True, check=False)
         text = log.read_text()
         assert run.returncode == 0, text[-3000:]
-        assert "datasafe drill job for site2 finished OK" in text
+        assert "datasafe drill job finished OK (site site2)" in text
         recap = text.split("PLAY RECAP", 1)[1]
         assert "site2" in recap and "site1" not in recap and "site3" not in recap
         drilled = {

@@ -1,9 +1,11 @@
 """datasafe over SSH on three sites whose managed Python is bare (no pglast, bashlex or boto3)."""
 
+import json
+import os
 import subprocess
 
 import pytest
-from fleetbed import BARE_PYTHON, SEEDED
+from fleetbed import BARE_PYTHON, REPO, SEEDED
 
 pytestmark = pytest.mark.slow
 
@@ -36,3 +38,14 @@ def test_every_site_is_a_separate_ssh_destination_with_a_bare_python(fleet):
         assert proc.returncode == 0, proc.stdout + proc.stderr
         connection = proc.stdout.split(">>", 1)[1].split()
         assert connection[2:4] == ["127.0.0.1", str(port)], proc.stdout
+
+
+def test_a_guard_module_on_a_bare_host_fails_closed_naming_what_is_missing(fleet):
+    """safe_command needs its parsers on the site; without them it refuses and runs nothing."""
+    marker = os.path.join(fleet.root, "guarded-command-ran")
+    cmd = [fleet.bin("ansible"), "-i", fleet.inventory, "site1", "-m", "safe_command", "-a"]
+    cmd.append(json.dumps({"argv": ["touch", marker]}))
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=fleet.env(), cwd=REPO)
+    assert proc.returncode != 0
+    assert "bashlex" in proc.stdout and BARE_PYTHON in proc.stdout, proc.stdout
+    assert not os.path.exists(marker)
