@@ -8,10 +8,9 @@ import os
 import runpy
 import sys
 
-import ansible.module_utils
-
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ansible.module_utils.__path__.append(os.path.join(REPO, "module_utils"))
+sys.path.insert(0, os.path.join(REPO, "module_utils"))
+import datasafe_path  # noqa: E402,F401
 
 if __name__ == "__main__":
     name, args = sys.argv[1], sys.argv[2]
