@@ -21,20 +21,8 @@ description:
 version_added: "0.1.0"
 author: datasafe maintainers
 options:
-  container:
-    description: Name of the running PostgreSQL container.
-    type: str
-    required: true
   database:
     description: Database to run the SQL in.
-    type: str
-    required: true
-  user:
-    description:
-      - Database role C(psql) connects as, over the container's local socket; no password is
-        passed (none appears in argv, output or logs).
-    type: str
-    required: true
   sql:
     description: The SQL to run, one or more statements.
     type: str
@@ -54,34 +42,9 @@ options:
       - Project deny rules added to the built-in ones (which cannot be removed), usually from
         the inventory variable C(datasafe_guard_deny_rules). Each is a mapping with C(id),
         C(regex), C(reason), C(instead) and C(applies_to=sql); command rules are ignored here.
-    type: list
-    elements: dict
-    default: []
-  allow_destructive:
-    description:
-      - Break-glass. Run SQL the guard refuses, only if a verified backup younger than
-        O(breakglass_max_age) minutes exists in O(backup_dir). Requires O(reason).
-    type: bool
-    default: false
-  reason:
-    description: Why the destruction is necessary; written to the change log. Required with O(allow_destructive).
-    type: str
-  backup_dir:
-    description: Where backups and their C(<file>.json) manifests are.
-    type: path
-    default: ~/backups
-  breakglass_max_age:
-    description: Age limit in minutes of the verified backup break-glass requires.
-    type: int
-    default: 15
-  change_log:
-    description: The human change log break-glass uses are appended to.
-    type: path
-    default: ~/change-log.txt
-  change_log_json:
-    description: The JSON-lines change log break-glass uses are appended to.
-    type: path
-    default: ~/change-log.jsonl
+extends_documentation_fragment:
+  - datasafe
+  - datasafe.breakglass
 attributes:
   check_mode:
     support: full
