@@ -294,10 +294,58 @@ def up_argv(base, services, dependencies=True):
     return argv + list(services)
 
 
+def stop_argv(base, services):
+    """``docker compose stop -- SERVICE...``: it only stops. (community.docker's docker_compose_v2
+    state=stopped first runs ``up --no-start``, which recreates a container whose configuration
+    changed since it started; mid-restore that container is the database being loaded.)"""
+    return base + ["stop", "--"] + list(services)
+
+
 def _service_names(names):
     bad = [s for s in names if not SERVICE_NAME.match(s)]
     if bad:
         raise ValueError("%r is not a compose service name: give names from the compose file" % bad[0])
+
+
+def running_services(run, project):
+    """The services of ``project`` whose container runs now (one ``docker ps``)."""
+    out = _docker(
+        run,
+        "ps",
+        "--filter",
+        "label=com.docker.compose.project=%s" % project,
+        "--filter",
+        "status=running",
+        "--format",
+        '{{.Label "com.docker.compose.service"}}',
+    )
+    return set(out.split())
+
+
+def stop(run, project, files, project_dir, services, check_mode=False):
+    """Stop the named ``services`` of the project (at least one: an empty list would stop every
+    service, the database too). Returns ``{changed, commands, stopped}``: ``stopped`` are the named
+    services that were running; with none running nothing runs. Raises ValueError for bad input,
+    StackError when docker fails."""
+    if not services:
+        raise ValueError("name the services to stop (an empty list would stop every service, the database too)")
+    _service_names(services)
+    result = dict(changed=False, commands=[], stopped=[])
+    try:
+        running = running_services(run, project)
+    except DockerError as exc:
+        raise StackError(str(exc), result) from None
+    result["stopped"] = [s for s in services if s in running]
+    if not result["stopped"]:
+        return result
+    argv = stop_argv(compose.compose_argv(project, files, project_dir), services)
+    result.update(changed=True, commands=[argv])
+    if check_mode:
+        return result
+    rc, out, err = run(argv)
+    if rc != 0:
+        raise StackError("docker compose stop failed (exit %s): %s" % (rc, (err or out).strip()), result)
+    return result
 
 
 def check_start(
