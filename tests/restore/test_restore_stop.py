@@ -15,7 +15,7 @@ import subprocess
 import uuid
 
 import pytest
-from modharness import run_module
+from harness import run_module
 from pgbed import LMS, REPO, free_port
 
 BIN = os.path.join(REPO, ".venv", "bin")
