@@ -17,7 +17,6 @@ Targets implement ``label``, ``state(entry, payload_name, encrypted)`` (``presen
 """
 
 import base64
-import datetime
 import hashlib
 import json
 import os
@@ -26,7 +25,7 @@ import shlex
 import tempfile
 import time
 
-from ansible.module_utils.datasafe import changelog, manifest, metrics
+from ansible.module_utils.datasafe import changelog, files, manifest, metrics, times
 
 CHUNK = 1024 * 1024
 AGE_MAGIC = b"age-encryption.org/v1\n"
@@ -93,27 +92,7 @@ def select(backups=(), backup_dir=None, database=None):
 # --------------------------------------------------------------------------- hashing
 
 
-def hash_file(path, drop_cache=False):
-    """``(size, sha256 hex)`` of a file read from start to end.
-
-    ``drop_cache`` asks the kernel to forget cached pages first, so a copy just written is
-    re-read from its storage rather than from memory (best effort: network filesystems may
-    still serve a client-side cache).
-    """
-    digest, size = hashlib.sha256(), 0
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if drop_cache and hasattr(os, "posix_fadvise"):
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        while True:
-            chunk = os.read(fd, CHUNK)
-            if not chunk:
-                break
-            digest.update(chunk)
-            size += len(chunk)
-    finally:
-        os.close(fd)
-    return size, digest.hexdigest()
+hash_file = files.hash_file  # (size, sha256 hex); the one home is files.py
 
 
 def check_local(entry):
@@ -196,7 +175,7 @@ def offsite_manifest(entry, payload_name, sha, size, encrypted, target_label, ex
         "source_sha256": entry["manifest"]["sha256"],
         "source_size": entry["manifest"]["size"],
         "target": target_label,
-        "copied_at": now_iso(),
+        "copied_at": times.now_iso(),
     }
     block.update(extra or {})
     data = dict(entry["manifest"])
@@ -221,10 +200,6 @@ def describes(remote, entry, payload_name, encrypted):
             % (payload_name, block.get("source_sha256"), entry["manifest"]["sha256"]),
         )
     return block.get("payload") == payload_name and bool(block.get("encrypted")) == bool(encrypted)
-
-
-def now_iso():
-    return datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
 def end_timestamp(summary):
@@ -283,14 +258,6 @@ def copy_backups(
 
 
 # --------------------------------------------------------------------------- a plain directory
-
-
-def _fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class DirectoryTarget:
@@ -359,7 +326,7 @@ class DirectoryTarget:
                 raise OffsiteError("verify copy", "%s re-read as sha256 %s, expected %s" % (final, got, sha))
             os.rename(tmp, final)
             tmp = None
-            _fsync_dir(self.path)
+            files.fsync_dir(self.path)
         except OSError as exc:
             raise OffsiteError("copy", "writing %s failed: %s" % (final, exc)) from exc
         finally:
@@ -872,7 +839,7 @@ def _finish(module, result, chosen, started, failure=None):
             module.warn("offsite: could not write the metrics file %s: %s" % (p["metrics_file"], exc))
     if p["change_log"] and (result["copied"] or failure is not None):
         log = os.path.abspath(os.path.expanduser(p["change_log"]))
-        json_log = os.path.splitext(log)[0] + ".jsonl"
+        json_log = changelog.json_log_path(log)
         if failure is None:
             message = "Copied %d backup(s) off-site to %s, verified: %s" % (
                 len(result["copied"]),

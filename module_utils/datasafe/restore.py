@@ -18,7 +18,7 @@ import re
 import subprocess
 import time
 
-from ansible.module_utils.datasafe import background, container, counts, ready
+from ansible.module_utils.datasafe import background, container, counts, ready, times
 
 MAINTENANCE_DB = "postgres"
 # PostgreSQL truncates identifiers at 63 bytes; a truncated name would collide silently.
@@ -483,7 +483,7 @@ def age_seconds(end, now):
     """Seconds since ``end`` (a datetime or ISO 8601 text with timezone), or None when unknown."""
     try:
         if not isinstance(end, datetime.datetime):
-            end = datetime.datetime.fromisoformat(end)
+            end = times.parse_time(end)
         return max(0.0, (now - end).total_seconds())
     except (TypeError, ValueError):
         return None
