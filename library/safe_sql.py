@@ -282,7 +282,10 @@ def main():
 
     findings = guard_sql.judge(sql, rules)
     result["findings"] = [f.to_dict() for f in findings]
-    evidence = breakglass.gate(module, findings, "safe_sql", sql, database=p["database"], result=result)
+    try:
+        evidence = breakglass.gate(p, findings, "safe_sql", sql, module.check_mode, database=p["database"])
+    except breakglass.Refused as exc:
+        module.fail_json(msg=str(exc), **dict(result, **exc.result))
     if evidence:
         result["breakglass"] = evidence
 
@@ -321,7 +324,7 @@ def main():
         # Inside a wrapping transaction a failure undoes everything; without one, earlier statements stay done.
         kept = [] if wrap else statements
         result["changed"] = any(statement_changed(s) for s in kept) and not module.check_mode
-        breakglass.log_outcome(module, "safe_sql", evidence, "failed", rc=rc)
+        breakglass.log_outcome(p, "safe_sql", evidence, "failed", module.check_mode, rc=rc)
         module.fail_json(
             msg="psql failed (exit %d) at statement %d of %d: %s"
             % (rc, failed_at + 1, len(kinds), (err or "").strip() or "no error output"),
@@ -331,7 +334,9 @@ def main():
             **result,
         )
     result["changed"] = any(statement_changed(s) for s in statements)
-    breakglass.log_outcome(module, "safe_sql", evidence, "succeeded", rows_affected=result["rows_affected"])
+    breakglass.log_outcome(
+        p, "safe_sql", evidence, "succeeded", module.check_mode, rows_affected=result["rows_affected"]
+    )
     module.exit_json(**result)
 
 
