@@ -27,7 +27,7 @@ import threading
 import time
 import zlib
 
-from ansible.module_utils.datasafe import container, files, manifest, times
+from ansible.module_utils.datasafe import container, files, manifest, runner, times
 
 TRAILER = b"-- PostgreSQL database dump complete"
 FORMATS = ("plain", "custom")
@@ -115,7 +115,7 @@ class SnapshotSession:
         self.timeout = timeout
         argv = container.psql_argv(cont, db, user, extra=["-A", "-t", "-F", "|"])
         self._err = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._err)
+        self.proc = runner.spawn(argv, stdin=runner.PIPE, stdout=runner.PIPE, stderr=self._err)
         self._buf = b""
 
     def _send(self, text):
@@ -296,7 +296,7 @@ def stream_to_file(argvs, fd, stages, verifier=None):
         for argv in argvs:
             err = tempfile.TemporaryFile()
             errs.append(err)
-            proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=err)
+            proc = runner.spawn(argv, stdin=stdin, stdout=runner.PIPE, stderr=err)
             if stdin is not None:
                 stdin.close()  # only the next process holds the pipe now, so it sees EOF/EPIPE
             stdin = proc.stdout
@@ -347,18 +347,19 @@ def verify(path, fmt, compression, expected_sha256, cont=None):
         actual = files.sha256_file(path)
         with open(path, "rb") as handle:
             argv = container.docker_exec(cont, ["pg_restore", "-f", "/dev/null"], interactive=True)
-            proc = subprocess.run(argv, stdin=handle, capture_output=True, check=False)
+            proc = runner.spawn(argv, stdin=handle, stdout=runner.DEVNULL)
+            _, err = proc.communicate()
         if proc.returncode != 0:
             raise BackupError(
                 "verify",
                 "pg_restore could not read the archive (exit %s): %s"
-                % (proc.returncode, proc.stderr.decode("utf-8", "replace").strip()),
+                % (proc.returncode, err.decode("utf-8", "replace").strip()),
             )
         checks.append("pg_restore read every block of the archive")
         size = None
     elif compression == "zstd":
         actual = files.sha256_file(path)
-        proc = subprocess.Popen(["zstd", "-q", "-d", "-c", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = runner.spawn(["zstd", "-q", "-d", "-c", path])
         tail, size = b"", 0
         for chunk in iter(lambda: proc.stdout.read(CHUNK), b""):
             size += len(chunk)
