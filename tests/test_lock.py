@@ -99,3 +99,18 @@ def test_the_command_form_exits_75_while_held_and_passes_the_status_through(tmp_
     assert proc.returncode == 75 and "the test holds the lock" in proc.stderr
     bad = subprocess.run([sys.executable, LOCK_PY, path], capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and "usage" in bad.stderr
+
+
+def test_the_run_lock_module_takes_refuses_and_releases_through_the_engine(tmp_path):
+    from modharness import run_module
+
+    path = str(tmp_path / "lms.lock")
+    assert run_module("run_lock", path=path, token="a", purpose="safe_update", check_mode=True)["changed"] is True
+    assert not os.path.exists(path)
+    assert run_module("run_lock", path=path, token="a", purpose="safe_update")["changed"] is True
+    assert run_module("run_lock", path=path, token="a")["changed"] is False
+    other = run_module("run_lock", path=path, token="b", purpose="restore")
+    assert other["failed"] and "another run is in progress" in other["msg"] and other["holder"]["token"] == "a"
+    assert run_module("run_lock", path=path, token="b", state="absent")["failed"] and os.path.exists(path)
+    assert run_module("run_lock", path=path, token="a", state="absent")["changed"] is True
+    assert not os.path.exists(path)
