@@ -101,7 +101,7 @@ free_bytes:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import compose, container
+from ansible.module_utils.datasafe import compose, container, runner
 
 
 def nearest_existing(path):
@@ -134,8 +134,7 @@ def main():
     # Only the compose variables: run_command keeps the rest of the environment as it is.
     env = {k: str(v) for k, v in p["compose_env"].items()}
 
-    def run(argv, run_env=None):
-        return module.run_command(argv, environ_update=run_env)
+    run = runner.for_module(module)
 
     base = compose.compose_argv(p["project"], p["compose_files"], p["compose_dir"])
     result = dict(changed=False, compose_argv=base)

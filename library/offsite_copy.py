@@ -139,7 +139,7 @@ stage:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import offsite
+from ansible.module_utils.datasafe import offsite, runner
 
 
 def main():
@@ -169,7 +169,12 @@ def main():
         label = offsite.DirectoryTarget.label_for(p["dest"])
     elif not label.endswith("/"):
         label += "/"
-    offsite.execute(module, make_target, label)
+    run = runner.for_module(module)
+    try:
+        result = offsite.execute(p, make_target, label, module.check_mode, run, module.get_bin_path, module.warn)
+    except offsite.Failed as exc:
+        module.fail_json(msg=str(exc), **exc.result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

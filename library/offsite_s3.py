@@ -152,7 +152,7 @@ stage:
 import ipaddress
 from urllib.parse import urlparse
 
-from ansible.module_utils.datasafe import offsite
+from ansible.module_utils.datasafe import offsite, runner
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 MIN_PART = 5 * 1024 * 1024
@@ -226,7 +226,13 @@ def main():
         return target
 
     prefix = p["prefix"].strip("/")
-    offsite.execute(module, make_target, "s3://%s/%s" % (p["bucket"], prefix + "/" if prefix else ""))
+    label = "s3://%s/%s" % (p["bucket"], prefix + "/" if prefix else "")
+    run = runner.for_module(module)
+    try:
+        result = offsite.execute(p, make_target, label, module.check_mode, run, module.get_bin_path, module.warn)
+    except offsite.Failed as exc:
+        module.fail_json(msg=str(exc), **exc.result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -304,8 +304,7 @@ def _fail(module, stage, message, **extra):
 
 def _changelog(p, outcome, message, **fields):
     if p["change_log"]:
-        json_path = os.path.splitext(p["change_log"])[0] + ".jsonl"
-        changelog.record(p["change_log"], json_path, "backup", message, outcome, **fields)
+        changelog.record(p["change_log"], changelog.json_log_path(p["change_log"]), "backup", message, outcome, **fields)
 
 
 def main():

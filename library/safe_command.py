@@ -211,7 +211,10 @@ def main():
         os.chdir(cwd_before)
     result["findings"] = [f.to_dict() for f in findings]
     text = p["cmd"] if p["cmd"] is not None else shlex.join(p["argv"])
-    evidence = breakglass.gate(module, findings, "safe_command", text, result=result)
+    try:
+        evidence = breakglass.gate(p, findings, "safe_command", text, module.check_mode)
+    except breakglass.Refused as exc:
+        module.fail_json(msg=str(exc), **dict(result, **exc.result))
     if evidence:
         result["breakglass"] = evidence
 
@@ -226,7 +229,7 @@ def main():
 
     rc, out, err = module.run_command(argv, cwd=p["chdir"], data=p["stdin"], binary_data=True)
     result.update(executed=True, changed=True, cmd=argv, rc=rc, stdout=out, stderr=err)
-    breakglass.log_outcome(module, "safe_command", evidence, "succeeded" if rc == 0 else "failed", rc=rc)
+    breakglass.log_outcome(p, "safe_command", evidence, "succeeded" if rc == 0 else "failed", module.check_mode, rc=rc)
     if rc != 0:
         module.fail_json(msg="command failed (exit %d): %s" % (rc, (err or "").strip()[-2000:]), **result)
     module.exit_json(**result)

@@ -135,7 +135,7 @@ breakglass:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.datasafe import breakglass, container, guard, guard_sql, psql
+from ansible.module_utils.datasafe import breakglass, guard, guard_sql, psql, runner
 
 
 def main():
@@ -176,14 +176,17 @@ def main():
 
     findings = guard_sql.judge(sql, rules)
     result["findings"] = [f.to_dict() for f in findings]
-    evidence = breakglass.gate(module, findings, "safe_sql", sql, database=p["database"], result=result)
+    try:
+        evidence = breakglass.gate(p, findings, "safe_sql", sql, module.check_mode, database=p["database"])
+    except breakglass.Refused as exc:
+        module.fail_json(msg=str(exc), **dict(result, **exc.result))
     if evidence:
         result["breakglass"] = evidence
 
     try:
         result.update(
             psql.execute(
-                container.module_runner(module),
+                runner.for_module(module),
                 p["container"],
                 p["database"],
                 p["user"],
@@ -194,10 +197,12 @@ def main():
         )
     except psql.StatementFailed as exc:
         result.update(exc.result)
-        breakglass.log_outcome(module, "safe_sql", evidence, "failed", rc=exc.result["rc"])
+        breakglass.log_outcome(p, "safe_sql", evidence, "failed", module.check_mode, rc=exc.result["rc"])
         module.fail_json(msg=str(exc), **result)
     if result["executed"]:
-        breakglass.log_outcome(module, "safe_sql", evidence, "succeeded", rows_affected=result["rows_affected"])
+        breakglass.log_outcome(
+            p, "safe_sql", evidence, "succeeded", module.check_mode, rows_affected=result["rows_affected"]
+        )
     module.exit_json(**result)
 
 

@@ -42,8 +42,12 @@ def manifest(backup_dir, name, age_minutes, verified=True):
     end = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=age_minutes)
     with open(os.path.join(backup_dir, name + ".json"), "w", encoding="utf-8") as handle:
         json.dump(
-            {
+            {  # complete, as pg_backup writes it (manifest.REQUIRED)
                 "file": name,
+                "path": os.path.join(backup_dir, name),
+                "start": end.isoformat(),
+                "format": "plain",
+                "compression": "gzip",
                 "database": "lms_slncity",
                 "verified": verified,
                 "end": end.isoformat(),
