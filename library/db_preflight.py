@@ -38,18 +38,8 @@ options:
     description: The compose service running PostgreSQL.
     type: str
     default: postgres
-  container:
-    description: The running PostgreSQL container.
-    type: str
-    required: true
   database:
     description: The database that will be backed up.
-    type: str
-    required: true
-  user:
-    description: Role psql connects as.
-    type: str
-    required: true
   data_pg_version:
     description: The data directory's PG_VERSION (as RV(stack_info.data_pg_version) returns it).
     type: str
@@ -61,6 +51,8 @@ options:
     description: Free space needed, as a multiple of the database size (a compressed dump is far smaller).
     type: float
     default: 1.0
+extends_documentation_fragment:
+  - datasafe
 attributes:
   check_mode:
     support: full

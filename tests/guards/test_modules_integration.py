@@ -14,9 +14,8 @@ import json
 import os
 
 import pytest
-from ansible_run import run_playbook
 from guard_corpus import CMD_BENIGN, CMD_DESTRUCTIVE, SQL_BENIGN, SQL_DESTRUCTIVE
-from modharness import run_module
+from harness import run_module, run_playbook
 
 BATCH_BENIGN = 5  # benign entries of each corpus that also go through ansible-playbook
 
