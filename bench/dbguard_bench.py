@@ -18,13 +18,13 @@ import os
 import re
 import statistics
 import sys
-import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests"))
-from pgbed import ThrowawayPostgres, docker  # noqa: E402
-
+# isort: off
+from pgbed import ThrowawayPostgres, docker  # noqa: E402  (puts datasafe's module_utils on the path)
 from ansible.module_utils.datasafe import container, dbguard  # noqa: E402
+# isort: on
 
 ROUNDS = int(os.environ.get("BENCH_DBGUARD_ROUNDS", "5"))
 SECONDS = int(os.environ.get("BENCH_DBGUARD_SECONDS", "15"))
@@ -60,8 +60,9 @@ def bulk_seconds(pg, break_glass):
         sql = handle.read()
     prelude = "BEGIN;\nSET LOCAL datasafe.break_glass = 'bench: bulk delete';\n" if break_glass else "BEGIN;\n"
     script = prelude + "\\timing on\n" + sql + "\\timing off\nROLLBACK;\n"
-    proc = docker("exec", "-i", pg.container, "psql", "-X", "-v", "ON_ERROR_STOP=1", "-U", pg.user, "-d", pg.db,
-                  data=script)
+    proc = docker(
+        "exec", "-i", pg.container, "psql", "-X", "-v", "ON_ERROR_STOP=1", "-U", pg.user, "-d", pg.db, data=script
+    )
     match = re.search(r"^DELETE 50000\s*\nTime: ([0-9.]+) ms", proc.stdout, re.M)
     if not match:
         raise RuntimeError("the bulk DELETE did not delete 50000 rows:\n%s%s" % (proc.stdout, proc.stderr))
@@ -73,8 +74,10 @@ def main():
     try:
         pg.start()
         pgbench(pg, "-i", "-q", "-s", "10")
-        pg.psql("CREATE TABLE bulk_accounts AS SELECT * FROM pgbench_accounts WHERE aid <= 100000;"
-                "ALTER TABLE bulk_accounts ADD PRIMARY KEY (aid); VACUUM ANALYZE;")
+        pg.psql(
+            "CREATE TABLE bulk_accounts AS SELECT * FROM pgbench_accounts WHERE aid <= 100000;"
+            "ALTER TABLE bulk_accounts ADD PRIMARY KEY (aid); VACUUM ANALYZE;"
+        )
         plain, guarded = [], []
         for i in range(ROUNDS):
             for on, into in ((False, plain), (True, guarded)) if i % 2 == 0 else ((True, guarded), (False, plain)):
@@ -86,19 +89,25 @@ def main():
             for on in (False, True) if i % 2 == 0 else (True, False):
                 guard(pg, on)
                 (bulk_guarded if on else bulk_plain).append(bulk_seconds(pg, on))
-                print("bulk %d %s: %.3f s" % (i + 1, "guarded+break-glass" if on else "unguarded",
-                                              (bulk_guarded if on else bulk_plain)[-1]), flush=True)
+                print(
+                    "bulk %d %s: %.3f s"
+                    % (i + 1, "guarded+break-glass" if on else "unguarded", (bulk_guarded if on else bulk_plain)[-1]),
+                    flush=True,
+                )
         bulk_ratio = statistics.median(bulk_guarded) / statistics.median(bulk_plain)
-        print("dbguard bulk delete ratio %.2f (guarded %.3f s / unguarded %.3f s, 50000 rows, medians of %d)"
-              % (bulk_ratio, statistics.median(bulk_guarded), statistics.median(bulk_plain), BULK_ROUNDS))
+        print(
+            "dbguard bulk delete ratio %.2f (guarded %.3f s / unguarded %.3f s, 50000 rows, medians of %d)"
+            % (bulk_ratio, statistics.median(bulk_guarded), statistics.median(bulk_plain), BULK_ROUNDS)
+        )
         ratio = statistics.median(guarded) / statistics.median(plain)
-        print("dbguard tps medians: guarded %.1f, unguarded %.1f (%d rounds of %d s, pgbench tpcb-like -c 2)"
-              % (statistics.median(guarded), statistics.median(plain), ROUNDS, SECONDS))
+        print(
+            "dbguard tps medians: guarded %.1f, unguarded %.1f (%d rounds of %d s, pgbench tpcb-like -c 2)"
+            % (statistics.median(guarded), statistics.median(plain), ROUNDS, SECONDS)
+        )
         print("dbguard tps ratio %.3f" % ratio)
     finally:
         pg.remove()
 
 
 if __name__ == "__main__":
-    time.sleep(0)
     main()

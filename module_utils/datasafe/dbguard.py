@@ -32,7 +32,7 @@ import hashlib
 import json
 import re
 
-from ansible.module_utils.datasafe import container
+from ansible.module_utils.datasafe import container, metrics
 
 VERSION = "1"
 SCHEMA = "datasafe"
@@ -43,8 +43,16 @@ TRIGGERS = {
     "datasafe_guard_update": ("guard_mass_change", "AFTER UPDATE", "REFERENCING OLD TABLE AS datasafe_old_rows "),
 }
 EVENT_TRIGGERS = {
-    "datasafe_guard_ddl": ("ddl_command_end", "guard_ddl"),
-    "datasafe_guard_drop": ("sql_drop", "guard_drop"),
+    # name: (event, function, WHEN clause)
+    "datasafe_guard_ddl": ("ddl_command_end", "guard_ddl", ""),
+    "datasafe_guard_drop": ("sql_drop", "guard_drop", ""),
+    # sql_drop never fires when the drop takes guard_drop() itself (DROP SCHEMA datasafe CASCADE,
+    # DROP OWNED BY its owner): those are refused before they start.
+    "datasafe_guard_drop_start": (
+        "ddl_command_start",
+        "guard_drop_start",
+        "WHEN TAG IN ('DROP SCHEMA', 'DROP FUNCTION', 'DROP ROUTINE', 'DROP OWNED')",
+    ),
 }
 DEFAULT_MAX_ROWS = 1000
 BREAK_GLASS_HINT = (
@@ -120,7 +128,8 @@ BEGIN
         VALUES (at, txid::bigint, session_user,
                 pg_catalog.current_setting('application_name'), pg_catalog.inet_client_addr(),
                 rule, operation, object_name, affected, reason, pg_catalog.current_query());
-        RAISE LOG 'datasafe guard: break-glass % on % (rule %, % rows, limit %) by % (application "%", client %), reason "%", txid %, at %',
+        RAISE LOG 'datasafe guard: break-glass % on % (rule %, % rows, limit %) by % (application "%", client %), '
+                  'reason "%", txid %, at %',
             operation, object_name, rule, coalesce(affected::text, '-'), limit_text, session_user,
             pg_catalog.current_setting('application_name'), coalesce(pg_catalog.inet_client_addr()::text, 'local'),
             reason, txid, at;
@@ -130,7 +139,8 @@ BEGIN
         operation, object_name, rule, coalesce(affected::text, '-'), limit_text, session_user,
         pg_catalog.current_setting('application_name'), coalesce(pg_catalog.inet_client_addr()::text, 'local'),
         txid, at;
-    RAISE EXCEPTION 'datasafe guard refused % on %: % (rule %, rows %, limit %). To do it on purpose, after a backup: SET LOCAL datasafe.break_glass = ''<reason>'' in the same transaction',
+    RAISE EXCEPTION 'datasafe guard refused % on %: % (rule %, rows %, limit %). To do it on purpose, after a '
+                    'backup: SET LOCAL datasafe.break_glass = ''<reason>'' in the same transaction',
             operation, object_name, what, rule, coalesce(affected::text, '-'), limit_text
         USING ERRCODE = 'insufficient_privilege',
               DETAIL = pg_catalog.format('rule %s, object %s, rows %s, limit %s, txid %s, at %s',
@@ -207,14 +217,15 @@ BEGIN
     END IF;
     -- At most row_limit rows changed: did the statement take every row of the table?
     IF operation = 'DELETE' THEN
-        EXECUTE pg_catalog.format('SELECT count(*) FROM (SELECT 1 FROM %s LIMIT 1) s', relation::regclass) INTO remaining;
+        EXECUTE pg_catalog.format('SELECT count(*) FROM (SELECT 1 FROM %s LIMIT 1) s', relation::regclass)
+            INTO remaining;
         IF remaining = 0 THEN
             PERFORM datasafe.refuse_or_allow('mass-delete-all-rows', operation, rel, affected, row_limit,
                 pg_catalog.format('one statement would delete all %s rows of the table', affected));
         END IF;
     ELSE
-        EXECUTE pg_catalog.format('SELECT count(*) FROM (SELECT 1 FROM %s LIMIT %s) s', relation::regclass, affected + 1)
-            INTO remaining;
+        EXECUTE pg_catalog.format('SELECT count(*) FROM (SELECT 1 FROM %s LIMIT %s) s',
+                                  relation::regclass, affected + 1) INTO remaining;
         IF remaining <= affected THEN
             PERFORM datasafe.refuse_or_allow('mass-update-all-rows', operation, rel, affected, row_limit,
                 pg_catalog.format('one statement would update all %s rows of the table', affected));
@@ -236,8 +247,10 @@ BEGIN
     FOR trg IN
         SELECT w.name, w.func, w.timing, w.transition, t.tgenabled, t.tgfoid
           FROM (VALUES ('datasafe_guard_truncate', 'guard_truncate', 'BEFORE TRUNCATE', ''),
-                       ('datasafe_guard_delete', 'guard_mass_change', 'AFTER DELETE', 'REFERENCING OLD TABLE AS datasafe_old_rows'),
-                       ('datasafe_guard_update', 'guard_mass_change', 'AFTER UPDATE', 'REFERENCING OLD TABLE AS datasafe_old_rows'))
+                       ('datasafe_guard_delete', 'guard_mass_change', 'AFTER DELETE',
+                        'REFERENCING OLD TABLE AS datasafe_old_rows'),
+                       ('datasafe_guard_update', 'guard_mass_change', 'AFTER UPDATE',
+                        'REFERENCING OLD TABLE AS datasafe_old_rows'))
                AS w (name, func, timing, transition)
           LEFT JOIN pg_catalog.pg_trigger t ON t.tgrelid = relation AND t.tgname = w.name
     LOOP
@@ -303,13 +316,15 @@ BEGIN
     FOR cmd IN SELECT * FROM pg_catalog.pg_event_trigger_ddl_commands() LOOP
         IF cmd.classid = 'pg_catalog.pg_namespace'::regclass AND cmd.command_tag = 'CREATE SCHEMA' THEN
             PERFORM pg_catalog.set_config('datasafe.created_in_transaction',
-                coalesce(pg_catalog.current_setting('datasafe.created_in_transaction', true), '') || ',n' || cmd.objid, true);
+                coalesce(pg_catalog.current_setting('datasafe.created_in_transaction', true), '')
+                || ',n' || cmd.objid, true);
         ELSIF cmd.classid = 'pg_catalog.pg_class'::regclass
               AND cmd.command_tag IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER TABLE')
               AND datasafe.guard_table(cmd.objid) THEN
             IF cmd.command_tag <> 'ALTER TABLE' THEN
                 PERFORM pg_catalog.set_config('datasafe.created_in_transaction',
-                    coalesce(pg_catalog.current_setting('datasafe.created_in_transaction', true), '') || ',r' || cmd.objid, true);
+                    coalesce(pg_catalog.current_setting('datasafe.created_in_transaction', true), '')
+                    || ',r' || cmd.objid, true);
             END IF;
             PERFORM datasafe.attach(cmd.objid, cmd.command_tag = 'ALTER TABLE');
             -- ATTACH PARTITION: the partitions of a partitioned table are guarded too.
@@ -320,6 +335,22 @@ BEGIN
             END LOOP;
         END IF;
     END LOOP;
+END
+""",
+    ),
+    (
+        "guard_drop_start()",
+        "event_trigger",
+        "plpgsql",
+        """
+BEGIN
+    IF TG_TAG = 'DROP OWNED' THEN
+        PERFORM datasafe.refuse_or_allow('drop-owned', 'DROP OWNED', 'the role''s objects', NULL, NULL,
+            'DROP OWNED drops every table the role owns, and the guard with them');
+    ELSIF pg_catalog.current_query() ~* '\\mdatasafe\\M' THEN
+        PERFORM datasafe.refuse_or_allow('drop-guard', TG_TAG, 'datasafe', NULL, NULL,
+            'it would remove the guard (use the datasafe_dbguard playbook with state absent)');
+    END IF;
 END
 """,
     ),
@@ -338,7 +369,8 @@ BEGIN
            OR (obj.object_type = 'trigger' AND obj.original AND obj.object_identity LIKE 'datasafe\\_guard\\_% on %')
            OR (obj.object_type = 'event trigger' AND obj.object_name LIKE 'datasafe\\_guard\\_%') THEN
             PERFORM datasafe.refuse_or_allow('drop-guard', 'DROP', obj.object_identity, NULL, NULL,
-                pg_catalog.format('it would remove the guard''s %s %s (use the datasafe_dbguard playbook with state absent)',
+                pg_catalog.format('it would remove the guard''s %s %s '
+                                  '(use the datasafe_dbguard playbook with state absent)',
                                   obj.object_type, obj.object_identity));
         ELSIF obj.object_type IN ('table', 'materialized view', 'foreign table')
               AND datasafe.protected_schema(obj.schema_name) AND NOT datasafe.created_here('r', obj.objid) THEN
@@ -562,14 +594,17 @@ def judge(state):
                 problems.append("function datasafe.%s is missing (dropped)" % name)
             elif functions[name] != md5:
                 problems.append("function datasafe.%s was replaced: its body differs from datasafe's" % name)
-        for name, (event, function) in sorted(EVENT_TRIGGERS.items()):
+        for name, (_event, function, _when) in sorted(EVENT_TRIGGERS.items()):
             found = events.get(name)
             if not found:
                 problems.append("event trigger %s is missing (dropped)" % name)
             elif found.get("enabled") != "A" or found.get("function") != "datasafe." + function:
                 problems.append(
                     "event trigger %s is %s"
-                    % (name, "disabled" if found.get("enabled") == "D" else "not ENABLE ALWAYS or calls another function")
+                    % (
+                        name,
+                        "disabled" if found.get("enabled") == "D" else "not ENABLE ALWAYS, or calls another function",
+                    )
                 )
         for table in state.get("tables") or []:
             if not _protected(table["schema"], settings):
@@ -627,6 +662,50 @@ def describe(verdict):
     return text
 
 
+def checked_failure(verdict, required=False):
+    """The failure message of a check that must pass, or None: an installed guard must be complete,
+    enabled and current; a required one must be installed."""
+    if not verdict["installed"]:
+        if required:
+            return (
+                "the guard inside PostgreSQL is required (datasafe_dbguard_required) but not installed: "
+                "run playbooks/dbguard.yml"
+            )
+        return None
+    if verdict["problems"]:
+        return (
+            "THE GUARD INSIDE POSTGRESQL WAS CHANGED: %s. Someone disabled or removed part of it; find out who "
+            "(server log, datasafe.audit), then repair it with playbooks/dbguard.yml" % describe(verdict)
+        )
+    return None
+
+
+METRICS = [
+    metrics.gauge("datasafe_dbguard_ok", "1 when the guard inside PostgreSQL is installed, complete and enabled."),
+    metrics.gauge("datasafe_dbguard_installed", "1 when the guard inside PostgreSQL is installed."),
+    metrics.gauge("datasafe_dbguard_problems", "Changes found in the installed guard (disabled or missing parts)."),
+    metrics.gauge("datasafe_dbguard_audit_rows", "Break-glass uses recorded in datasafe.audit."),
+    metrics.gauge("datasafe_dbguard_last_check_timestamp_seconds", "When the guard was last checked."),
+]
+
+
+def write_metrics(path, database, verdict, now):
+    labels = metrics.labels_key((("database", database),))
+    values = {
+        "datasafe_dbguard_ok": int(verdict["enabled"]),
+        "datasafe_dbguard_installed": int(verdict["installed"]),
+        "datasafe_dbguard_problems": len(verdict["problems"]),
+        "datasafe_dbguard_audit_rows": int(verdict.get("audit_rows") or 0),
+        "datasafe_dbguard_last_check_timestamp_seconds": int(now),
+    }
+
+    def change(samples):
+        for name, value in values.items():
+            samples[(name, labels)] = value
+
+    return metrics.update(path, METRICS, change)
+
+
 # --- install / upgrade / remove ------------------------------------------------------------------
 
 
@@ -669,15 +748,15 @@ def install_sql(desired):
             "INSERT INTO datasafe.table_limits VALUES (%s, %s, %s);\n"
             % (literal(schema), literal(name), "NULL" if limit is None else int(limit))
         )
-    for name, (event, function) in sorted(EVENT_TRIGGERS.items()):
+    for name, (event, function, when) in sorted(EVENT_TRIGGERS.items()):
         parts.append(
             "DO $do$ BEGIN\n"
             "  IF NOT EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = %(lit)s) THEN\n"
-            "    CREATE EVENT TRIGGER %(name)s ON %(event)s EXECUTE FUNCTION datasafe.%(function)s();\n"
+            "    CREATE EVENT TRIGGER %(name)s ON %(event)s %(when)s EXECUTE FUNCTION datasafe.%(function)s();\n"
             "  END IF;\n"
             "END $do$;\n"
             "ALTER EVENT TRIGGER %(name)s ENABLE ALWAYS;\n"
-            % {"lit": literal(name), "name": name, "event": event, "function": function}
+            % {"lit": literal(name), "name": name, "event": event, "function": function, "when": when}
         )
     parts.append("SELECT datasafe.attach_all();\n")
     parts.append("COMMIT;\n")
