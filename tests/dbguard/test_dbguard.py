@@ -21,6 +21,7 @@ from modharness import run_module
 from pgbed import LMS, ThrowawayPostgres, docker
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
 SQL = os.path.join(HERE, "sql")
 pytestmark = pytest.mark.slow
 
@@ -348,3 +349,57 @@ def test_every_function_body_is_hashed_and_versioned():
     assert set(dbguard.EXPECTED_MD5) == set(dbguard.FUNCTION_NAMES)
     assert dbguard.INSTALLED_VERSION.startswith(dbguard.VERSION + "+")
     assert dbguard.judge({"settings": {}, "functions": {}, "event_triggers": {}, "tables": []})["installed"] is False
+
+
+# --- the role and playbook, with real ansible-playbook -------------------------------------------
+
+
+def playbook(guarded, path, *args):
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_FORCE_COLOR="0")
+    return subprocess.run(
+        [
+            os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
+            path,
+            "-e",
+            "datasafe_db_container=%s" % guarded.pg.container,
+            *args,
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def recap(proc):
+    match = re.search(r"localhost\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=\d+\s+failed=(\d+)", proc.stdout)
+    assert match, proc.stdout[-3000:] + proc.stderr[-2000:]
+    return {"changed": int(match.group(2)), "failed": int(match.group(3))}
+
+
+def test_playbook_installs_in_check_mode_honestly_and_is_idempotent(guarded, tmp_path):
+    assert guarded.module(state="absent")["changed"]
+    dbguard_yml = os.path.join(REPO, "playbooks", "dbguard.yml")
+    planned = playbook(guarded, dbguard_yml, "--check")
+    assert recap(planned) == {"changed": 1, "failed": 0} and "install the guard" in planned.stdout
+    assert not guarded.check()["installed"]
+    assert recap(playbook(guarded, dbguard_yml)) == {"changed": 1, "failed": 0}
+    assert guarded.check()["enabled"]
+    assert recap(playbook(guarded, dbguard_yml)) == {"changed": 0, "failed": 0}
+
+    # What verify, backup and the update's preflight include: passes now, fails loudly once changed.
+    check_play = tmp_path / "check.yml"
+    check_play.write_text(
+        "- hosts: production\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.include_role: {name: datasafe_dbguard, tasks_from: check}\n"
+    )
+    assert recap(playbook(guarded, str(check_play))) == {"changed": 0, "failed": 0}
+    proc = guarded.psql_file(os.path.join(SQL, "detected", "disable_event_trigger_then_trigger.sql"))
+    assert proc.returncode == 0, proc.stderr
+    failed = playbook(guarded, str(check_play))
+    assert recap(failed)["failed"] == 1
+    assert "THE GUARD INSIDE POSTGRESQL WAS CHANGED" in failed.stdout
+    assert "trigger datasafe_guard_truncate on public.invoices is disabled" in failed.stdout
+    assert recap(playbook(guarded, dbguard_yml)) == {"changed": 1, "failed": 0}
+    assert guarded.check()["enabled"]
