@@ -59,14 +59,15 @@ class Guarded:
         self.pg = pg
         self.run = container.subprocess_runner
 
-    def psql_file(self, path, database=None):
+    def psql_file(self, path, database=None, user=None):
         """``psql -f`` of a file copied into the container, stopping at the first error."""
         inside = "/tmp/dbguard-%s" % os.path.basename(path)
         docker("cp", path, "%s:%s" % (self.pg.container, inside))
         return subprocess.run(
             container.docker_exec(
                 self.pg.container,
-                ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-U", self.pg.user, "-d", database or self.pg.db, "-f", inside],
+                ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-U", user or self.pg.user, "-d", database or self.pg.db]
+                + ["-f", inside],
             ),
             capture_output=True,
             text=True,
@@ -177,6 +178,17 @@ def test_the_demo_backends_own_connection_is_refused(guarded):
     assert "datasafe guard refused DELETE on public.test_results" in proc.stdout
     assert "mass-delete-over-limit" in proc.stdout
     assert guarded.snapshot() == before
+
+
+def test_an_application_role_without_privileges_on_the_guard_is_refused_and_can_break_glass(guarded):
+    """lab_app is no superuser and owns nothing: the triggers run as it, the audit row is still written."""
+    proc = guarded.psql_file(os.path.join(SQL, "app_role_break_glass.sql"), user="lab_app")
+    assert proc.returncode == 0, proc.stderr
+    assert "datasafe guard refused DELETE on public.app_scratch" in proc.stderr
+    assert guarded.query("SELECT count(*) FROM app_scratch") == [["0"]]
+    assert guarded.query(
+        "SELECT session_user_name, rule, affected_rows FROM datasafe.audit WHERE reason = 'app role test'"
+    ) == [["lab_app", "mass-delete-all-rows", "3"]]
 
 
 # --- allowed ------------------------------------------------------------------------------------

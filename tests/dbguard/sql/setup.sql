@@ -9,3 +9,9 @@ CREATE ROLE lab_import NOLOGIN;
 CREATE TABLE import_log (id int PRIMARY KEY, line text);
 INSERT INTO import_log VALUES (1, 'first'), (2, 'second');
 ALTER TABLE import_log OWNER TO lab_import;
+-- An application role that is not a superuser and owns nothing: the guard must work for it too.
+CREATE TABLE app_scratch (id int PRIMARY KEY);
+INSERT INTO app_scratch VALUES (1), (2), (3);
+CREATE ROLE lab_app LOGIN;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO lab_app;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO lab_app;
