@@ -55,15 +55,12 @@ EVENT_TRIGGERS = {
     ),
 }
 DEFAULT_MAX_ROWS = 1000
-BREAK_GLASS_HINT = (
-    "If this is intended: take a backup, then run it again in a transaction that first does "
-    "SET LOCAL datasafe.break_glass = '<reason>' (recorded in datasafe.audit)."
-)
 
 # Every name is schema-qualified (or a pg_catalog built-in): a plain dump's restore runs with an
 # empty search_path, and a caller's search_path must never choose what the guard calls. The hot
 # path (guard_mass_change on a one-row statement) is one query on the transition table, without
-# SECURITY DEFINER or SET clauses, which would cost a GUC save and restore on every statement.
+# SECURITY DEFINER or SET clauses, which would cost a GUC save and restore on every statement;
+# a transaction's first one-row change of a table does not even query the transition table.
 FUNCTIONS = [
     (
         "protected_schema(schema_name text)",
@@ -176,7 +173,14 @@ END
 DECLARE
     affected bigint;
 BEGIN
-    -- One row or none: the common case, one query on the transition table.
+    -- The common case without a query: this transaction has changed exactly one row of the
+    -- table so far (the statistics counters include the running transaction and only grow), so
+    -- this statement changed at most one. 0 (no row, a partitioned parent, track_counts off)
+    -- and 2 or more fall through to the transition table.
+    IF (CASE WHEN TG_OP = 'DELETE' THEN pg_catalog.pg_stat_get_xact_tuples_deleted(TG_RELID)
+             ELSE pg_catalog.pg_stat_get_xact_tuples_updated(TG_RELID) END) = 1 THEN
+        RETURN NULL;
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM datasafe_old_rows OFFSET 1) THEN
         RETURN NULL;
     END IF;
