@@ -27,18 +27,12 @@ description:
 version_added: "0.1.0"
 author: datasafe maintainers
 options:
-  container:
-    description: Name of the running PostgreSQL container.
-    type: str
-    required: true
   database:
     description: The protected database.
-    type: str
-    required: true
   user:
-    description: Role psql connects as; installing needs a superuser (event triggers).
-    type: str
-    required: true
+    description:
+      - Database role C(psql) connects as, over the container's local socket; installing and
+        removing need a superuser (event triggers).
   state:
     description: Installed (V(present)), removed (V(absent)) or only checked (V(checked)).
     type: str
@@ -70,6 +64,8 @@ options:
         C(datasafe_dbguard_problems), C(datasafe_dbguard_last_check_timestamp_seconds)), on
         success and on failure. Not written in check mode.
     type: path
+extends_documentation_fragment:
+  - datasafe
 attributes:
   check_mode:
     support: full
