@@ -17,7 +17,7 @@ import tempfile
 
 import pytest
 from ansible.module_utils.datasafe import container, dbguard, restore
-from modharness import run_module
+from harness import run_module
 from pgbed import LMS, ThrowawayPostgres, docker
 
 HERE = os.path.dirname(os.path.abspath(__file__))
