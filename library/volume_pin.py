@@ -131,7 +131,7 @@ def main():
         else:
             image = p["image"] or (pin.image_of(run, p["from_container"]) if p["from_container"] else None)
             if not image:
-                module.fail_json(msg="volume_pin: give image, or from_container (the database container) to use its image")
+                module.fail_json(msg="volume_pin: give image, or from_container (the database container) for its image")
             labels = {str(k): str(v) for k, v in p["labels"].items()}
             result = pin.ensure(run, p["volume"], image, p["restart"], labels, check_mode=module.check_mode)
     except pin.PinError as exc:
