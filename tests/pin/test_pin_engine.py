@@ -22,7 +22,7 @@ import uuid
 import pytest
 import yaml
 from ansible.module_utils.datasafe import container, pin
-from modharness import run_module
+from harness import run_module
 from pgbed import CRITICAL_TABLES, LMS, PG_IMAGE, REPO, free_port
 from private_engine import PrivateEngine
 
