@@ -72,6 +72,10 @@ summary:
   description: Newest good full/diff/incr backup with its age, and how many backups the repository lists.
   returned: success
   type: dict
+verify:
+  description: What C(pgbackrest verify) checked (WAL segments checked and valid), when it ran.
+  returned: when a backup was taken and verify is true
+  type: dict
 actions:
   description: What was (or in check mode, would be) done, in order.
   returned: always
@@ -129,7 +133,7 @@ def main():
                         % (kind, newest)
                     )
                 if p["verify"]:
-                    continuous.pgbackrest(run, p["container"], p["stanza"], ["verify"], "verify")
+                    result["verify"] = continuous.verify(run, p["container"], p["stanza"])
                 result["backup"] = dict(label=newest["label"], type=newest["type"], stop=newest["timestamp"]["stop"])
                 summary = continuous.backups_summary(after)
         result.update(actions=actions, summary=summary)

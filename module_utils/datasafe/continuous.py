@@ -206,6 +206,21 @@ def pgbackrest(run, cont, stanza, args, stage):
     return out
 
 
+def verify(run, cont, stanza):
+    """``pgbackrest verify`` over the repository; ContinuousError naming every invalid file.
+
+    pgBackRest 2.45 exits 0 and logs ``status: error`` at info level when it finds a corrupt or
+    unreadable file, so the verdict is read from its report, never from the exit status alone.
+    """
+    out = pgbackrest(run, cont, stanza, ["--log-level-console=info", "verify"], "verify")
+    invalid = re.findall(r"invalid result (\S+?):? *(.*)", out)
+    if invalid or re.search(r"status:\s*error", out):
+        details = "; ".join("%s (%s)" % (f, why.strip()) for f, why in invalid) or out.strip()[-800:]
+        raise ContinuousError("pgbackrest verify found damage in the repository: %s" % details)
+    match = re.search(r"total WAL checked: (\d+), total valid WAL: (\d+)", out)
+    return {"wal_checked": int(match.group(1)) if match else None, "wal_valid": int(match.group(2)) if match else None}
+
+
 def info(run, cont, stanza):
     """pgBackRest's ``info --output=json`` for the stanza (a dict), or ContinuousError."""
     out = pgbackrest(run, cont, stanza, ["info", "--output=json"], "info")
@@ -515,6 +530,15 @@ def recover(
             "the recovered server %s did not finish recovery and promote within %ss (last answer %r); its log:\n%s"
             % (name, timeout, state, _log_tail(run, name))
         )
+    gap = None
+    if kind == "latest":
+        gap = archive_gap(run, name, db, user, stanza)
+        if gap:
+            raise ContinuousError(
+                "recovery to latest stopped early: %s. The recovered server %s (port %s) is kept for "
+                "inspection; it is missing everything after that point. Check `pgbackrest verify` and "
+                "recover to a target before the gap, or find the missing segment" % (gap, name, port)
+            )
     counts = container.count_rows(run, name, db, user, tables) if tables else {}
     rows = container.query(
         run, name, db, user, "SELECT now()::text, pg_current_wal_lsn()::text;", stage="recovered server"
@@ -527,6 +551,46 @@ def recover(
         "promoted_at": rows[0][0],
         "target": {"kind": kind, "value": value, "inclusive": inclusive},
     }
+
+
+def lsn_segment(lsn, timeline, segment_size=16 * 1024 * 1024):
+    """The WAL file name holding ``lsn`` ('0/5008460') on ``timeline``."""
+    high, low = (int(part, 16) for part in lsn.split("/"))
+    segno = ((high << 32) | low) // segment_size
+    per_id = 0x100000000 // segment_size
+    return "%08X%08X%08X" % (timeline, segno // per_id, segno % per_id)
+
+
+def archive_gap(run, cont, db, user, stanza):
+    """After a recovery to latest: None when replay reached the newest archived segment, else a
+    sentence saying where it stopped and what the archive holds (a missing or unreadable segment
+    in between makes PostgreSQL end recovery there and promote, quietly, without this check)."""
+    rows = container.query(
+        run,
+        cont,
+        db,
+        user,
+        "SELECT timeline_id::text FROM pg_control_checkpoint();",
+        stage="read the recovered timeline",
+    )
+    timeline = int(rows[0][0])
+    history = container.query(
+        run,
+        cont,
+        db,
+        user,
+        "SELECT pg_read_file('pg_wal/%08X.history');" % timeline,
+        stage="read the timeline history",
+    )
+    last = [line.split() for line in history[0][0].splitlines() if line.strip() and not line.startswith("#")][-1]
+    stopped = lsn_segment(last[1], int(last[0]))
+    newest = None
+    for archive in info(run, cont, stanza).get("archive") or []:
+        if archive.get("max") and (newest is None or archive["max"][8:] > newest[8:]):
+            newest = archive["max"]
+    if newest and stopped[8:] < newest[8:]:
+        return "replay ended in WAL segment %s but the repository holds segments up to %s" % (stopped, newest)
+    return None
 
 
 # Runs in the throwaway restore container: a fresh volume is root's; pgBackRest runs as postgres.
