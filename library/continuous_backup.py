@@ -27,14 +27,21 @@ options:
   stanza:
     description: The pgBackRest stanza (continuous_plan returns it).
     type: str
-    required: true
+  project:
+    description: The compose project; names the stanza when O(stanza) is not given.
+    type: str
   type:
     description:
       - V(auto) a full backup only when none is good; V(full), V(diff), V(incr) always take one;
-        V(none) only stanza and check.
+        V(scheduled) (the nightly job) a full one when the newest is O(full_every_days) old or
+        missing, else a differential one; V(none) only stanza and check.
     type: str
-    choices: [auto, full, diff, incr, none]
+    choices: [auto, scheduled, full, diff, incr, none]
     default: auto
+  full_every_days:
+    description: With O(type=scheduled), days between full backups.
+    type: int
+    default: 7
   check:
     description: Run C(pgbackrest check) (archiving works end to end).
     type: bool
@@ -91,14 +98,18 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             container=dict(type="str", required=True),
-            stanza=dict(type="str", required=True),
-            type=dict(type="str", choices=["auto", "full", "diff", "incr", "none"], default="auto"),
+            stanza=dict(type="str"),
+            project=dict(type="str"),
+            type=dict(type="str", choices=["auto", "scheduled", "full", "diff", "incr", "none"], default="auto"),
+            full_every_days=dict(type="int", default=7),
             check=dict(type="bool", default=True),
             verify=dict(type="bool", default=True),
         ),
+        required_one_of=[("stanza", "project")],
         supports_check_mode=True,
     )
     p = module.params
+    p["stanza"] = p["stanza"] or continuous.stanza_name(p["project"])
     run = container.module_runner(module)
     actions, result = [], dict(changed=False, stanza_created=False, backup=None)
     try:
@@ -120,6 +131,8 @@ def main():
         kind = p["type"]
         if kind == "auto":
             kind = "full" if "full" not in summary else None
+        elif kind == "scheduled":
+            kind = continuous.scheduled_type(summary, p["full_every_days"])
         if kind and kind != "none":
             actions.append("pgbackrest backup --type=%s, then verify" % kind)
             if not module.check_mode:

@@ -12,7 +12,7 @@ description:
     pgBackRest, the service's own command plus C(wal_level), C(archive_mode), C(archive_command)
     and C(archive_timeout), the repository and configuration mounted), the pgBackRest
     configuration, the derived image's tag, the owner the repository directory needs (the
-    image's postgres user: 999 in the official image) and the image's PGDATA.
+    image's postgres user, 999 in the official image) and the image's PGDATA.
   - Compares them with what is on disk and with what the running server does, so the role
     changes only what differs and a second run changes nothing.
   - Reads only; it changes nothing, in check mode or not.

@@ -13,7 +13,7 @@ description:
   - Fails (with O(fail_on_problems)) when archiving is off, failing, or more than
     O(max_lag_seconds) behind, or when the repository holds no good full backup, naming the
     cause and the fix. PostgreSQL itself keeps running whatever this finds.
-  - When the server does not archive and O(required=false), reports C(enabled=false) and passes:
+  - When the server does not archive and O(required=false), reports C(enabled=false) and passes;
     the safe update's preflight calls it on every stack.
   - Optionally writes a Prometheus textfile (O(metrics_file)).
 version_added: "0.2.0"

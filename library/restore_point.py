@@ -11,7 +11,7 @@ description:
     C(playbooks/recover.yml -e datasafe_recover_target_kind=name -e datasafe_recover_target=NAME)
     recovers to just before the change.
   - When the server does not archive WAL (continuous recovery is off) there is nothing to
-    recover to: it creates nothing and reports C(changed=false) with the reason.
+    recover to; it creates nothing and reports C(changed=false) with the reason.
 version_added: "0.2.0"
 author: datasafe maintainers
 options:

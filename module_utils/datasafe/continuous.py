@@ -354,6 +354,15 @@ def health(arch, summary, stanza, max_lag, max_full_age=None, free_bytes=None, n
     return problems
 
 
+def scheduled_type(summary, full_every_days=7):
+    """The scheduled job's backup type: full when the repository has no good full backup or the
+    newest is at least ``full_every_days`` old, else differential (restores need one full + one diff)."""
+    full = (summary or {}).get("full")
+    if not full or full.get("age_seconds") is None or full["age_seconds"] >= full_every_days * 86400:
+        return "full"
+    return "diff"
+
+
 # --- restore points ------------------------------------------------------------------------
 
 

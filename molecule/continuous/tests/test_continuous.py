@@ -352,6 +352,24 @@ def test_a_killed_backup_is_never_listed_as_good(stack):
     assert good_backups() == before + [result["backup"]["label"]]
 
 
+def test_the_nightly_job_also_takes_a_verified_differential_pgbackrest_backup(stack):
+    def newest():
+        out = subprocess.run(
+            ["docker", "exec", "--user", "postgres", stack["datasafe_db_container"], "pgbackrest"]
+            + ["--stanza=dstest-continuous", "info", "--output=json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return json.loads(out)[0]["backup"][-1]
+
+    before = newest()["label"]
+    proc = playbook("backup.yml", datasafe_backup_kind="scheduled")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    after = newest()
+    assert after["label"] != before and after["type"] == "diff" and not after["error"]
+
+
 def archived_segments(stack):
     found = []
     for root, _dirs, files in os.walk(stanza_dir(stack)):
