@@ -562,6 +562,107 @@ def recover(
     }
 
 
+HEARTBEAT_SQL = """CREATE SCHEMA IF NOT EXISTS datasafe;
+CREATE TABLE IF NOT EXISTS datasafe.heartbeat (
+  at timestamptz PRIMARY KEY DEFAULT clock_timestamp(),
+  source text NOT NULL
+);
+COMMENT ON TABLE datasafe.heartbeat IS 'datasafe restore drill: one row per drill, proves recovery reaches it';
+INSERT INTO datasafe.heartbeat (source) VALUES ('restore drill') RETURNING at::text, extract(epoch FROM at)::text;
+"""
+
+
+def drill(
+    run,
+    live,
+    db,
+    user,
+    stanza,
+    image,
+    repo_dir,
+    conf_dir,
+    name,
+    port,
+    rpo_seconds=ARCHIVE_TIMEOUT + 60,
+    pgdata="/var/lib/postgresql/data",
+    labels=(),
+    timeout=1800,
+    sleep=time.sleep,
+    clock=time.monotonic,
+):
+    """The restore drill's continuous part: a heartbeat row is committed in the live database;
+    archiving must carry it to the repository within ``rpo_seconds`` on its own (no forced WAL
+    switch: the drill measures the real recovery point); the repository is recovered to latest
+    into a throwaway server, which must hold that heartbeat; the throwaway server is removed.
+
+    Returns {'heartbeat', 'archived_after_seconds', 'recovered_heartbeat', 'recovered_in_seconds'};
+    ContinuousError when the heartbeat is not archived within the RPO or not recovered.
+    """
+    at_text, at_epoch = container.query(run, live, db, user, HEARTBEAT_SQL, stage="write the heartbeat")[0]
+    at_epoch = float(at_epoch)
+    start = clock()
+    while True:
+        row = container.query(
+            run,
+            live,
+            db,
+            user,
+            "SELECT coalesce(extract(epoch FROM last_archived_time), 0)::text FROM pg_stat_archiver;",
+            stage="read pg_stat_archiver",
+        )
+        if float(row[0][0]) > at_epoch:
+            archived_after = round(float(row[0][0]) - at_epoch, 1)
+            break
+        if clock() - start > rpo_seconds:
+            raise ContinuousError(
+                "the heartbeat committed at %s was not archived within %ss (the RPO): archiving is stalled "
+                "or archive_timeout is longer than the RPO; run continuous_status" % (at_text, rpo_seconds)
+            )
+        sleep(1)
+    began = clock()
+    try:
+        recover(
+            run,
+            image,
+            stanza,
+            repo_dir,
+            conf_dir,
+            name,
+            port,
+            user,
+            db,
+            [],
+            pgdata=pgdata,
+            labels=labels,
+            timeout=timeout,
+            sleep=sleep,
+            clock=clock,
+        )
+        got = container.query(
+            run,
+            name,
+            db,
+            user,
+            "SELECT coalesce(max(at)::text, ''), coalesce(max(extract(epoch FROM at)), 0)::text "
+            "FROM datasafe.heartbeat;",
+            stage="read the recovered heartbeat",
+        )[0]
+    finally:
+        run(["docker", "rm", "--force", name])
+        run(["docker", "volume", "rm", name])
+    if abs(float(got[1]) - at_epoch) > 0.001:
+        raise ContinuousError(
+            "the recovered server's newest heartbeat is %s, not the one committed at %s before the recovery: "
+            "recovery to latest does not reach the archived WAL" % (got[0] or "missing", at_text)
+        )
+    return {
+        "heartbeat": at_text,
+        "archived_after_seconds": archived_after,
+        "recovered_heartbeat": got[0],
+        "recovered_in_seconds": round(clock() - began, 1),
+    }
+
+
 def lsn_segment(lsn, timeline, segment_size=16 * 1024 * 1024):
     """The WAL file name holding ``lsn`` ('0/5008460') on ``timeline``."""
     high, low = (int(part, 16) for part in lsn.split("/"))

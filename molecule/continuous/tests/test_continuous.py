@@ -370,6 +370,23 @@ def test_the_nightly_job_also_takes_a_verified_differential_pgbackrest_backup(st
     assert after["label"] != before and after["type"] == "diff" and not after["error"]
 
 
+def test_the_restore_drill_recovers_a_fresh_heartbeat_within_the_rpo(stack):
+    proc = playbook("restore_drill.yml")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    with open(stack["datasafe_change_log"]) as handle:
+        line = [x for x in handle.read().splitlines() if "Continuous recovery drill of dstest-continuous" in x][-1]
+    archived_after = float(line.split("archived after ")[1].split(" s")[0])
+    assert 0 <= archived_after <= 120
+    # the throwaway server and its volume are gone
+    left = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", "label=io.datasafe.recovered=dstest-continuous"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert left == ""
+
+
 def archived_segments(stack):
     found = []
     for root, _dirs, files in os.walk(stanza_dir(stack)):
