@@ -63,10 +63,10 @@ lint: venv ## yamllint, ansible-lint (production profile + datasafe rules), ruff
 pytest: setup ## unit, corpus and integration tests (real containers)
 	pytest
 
-molecule: setup ## every molecule scenario against throwaway stacks
+molecule: setup ## every molecule scenario against throwaway stacks (shared base: .config/molecule/config.yml)
 	@for s in $(MOLECULE_SCENARIOS); do \
 	  echo "== molecule test -s $$s"; \
-	  molecule test -s $$s || exit 1; \
+	  flock /var/tmp/datasafe-molecule-$$s.lock molecule --base-config $(CURDIR)/.config/molecule/config.yml test -s $$s || exit 1; \
 	done
 
 bench: bench-backup bench-update bench-restore bench-rpo ## every benchmark (ratios against the manual protocol)

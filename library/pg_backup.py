@@ -31,18 +31,10 @@ description:
 version_added: "0.1.0"
 author: datasafe maintainers
 options:
-  container:
-    description: Name of the running PostgreSQL container.
-    type: str
-    required: true
   database:
     description: Database to back up.
-    type: str
-    required: true
   user:
     description: Role C(pg_dump) and C(psql) connect as (over the container's local socket).
-    type: str
-    required: true
   backup_dir:
     description: Directory for backups; created with mode 0700 (an existing one is tightened to 0700).
     type: path
@@ -127,6 +119,8 @@ options:
         the server's priority.
     type: int
     default: 0
+extends_documentation_fragment:
+  - datasafe
 attributes:
   check_mode:
     support: full
@@ -310,8 +304,7 @@ def _fail(module, stage, message, **extra):
 
 def _changelog(p, outcome, message, **fields):
     if p["change_log"]:
-        json_path = os.path.splitext(p["change_log"])[0] + ".jsonl"
-        changelog.record(p["change_log"], json_path, "backup", message, outcome, **fields)
+        changelog.record(p["change_log"], changelog.json_log_path(p["change_log"]), "backup", message, outcome, **fields)
 
 
 def main():

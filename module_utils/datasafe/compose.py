@@ -1,4 +1,4 @@
-"""docker compose argv for a stack, and what its configuration says."""
+"""docker compose argv for a stack, and what its configuration says (``run`` as in :mod:`runner`)."""
 
 import json
 import os
@@ -37,7 +37,7 @@ def compose_argv(project, files, project_dir, with_override=True):
 
 def service_image(run, base_argv, service, env=None):
     """The image the compose file (as it is on disk now) gives ``service``."""
-    rc, out, err = run(base_argv + ["config", "--format", "json"], env)
+    rc, out, err = run(base_argv + ["config", "--format", "json"], env=env)
     if rc != 0:
         raise RuntimeError("docker compose config failed: %s" % (err or out).strip())
     services = json.loads(out).get("services", {})
@@ -64,7 +64,7 @@ def major_from_version_output(text):
 def image_pg_major(run, image):
     """The PostgreSQL major version an image runs: from PG_MAJOR in its environment (as the
     official image sets it), else by asking its ``postgres --version`` with no network."""
-    rc, out, err = run(["docker", "image", "inspect", image], None)
+    rc, out, err = run(["docker", "image", "inspect", image])
     if rc != 0:
         raise LookupError(
             "image %s is not present on this host, so compose would try to pull it "
@@ -74,9 +74,7 @@ def image_pg_major(run, image):
     for item in env:
         if item.startswith("PG_MAJOR="):
             return item.split("=", 1)[1]
-    rc, out, err = run(
-        ["docker", "run", "--rm", "--network", "none", "--entrypoint", "postgres", image, "--version"], None
-    )
+    rc, out, err = run(["docker", "run", "--rm", "--network", "none", "--entrypoint", "postgres", image, "--version"])
     major = major_from_version_output(out) if rc == 0 else None
     if major is None:
         raise LookupError("cannot tell which PostgreSQL version image %s runs: %s" % (image, (err or out).strip()))

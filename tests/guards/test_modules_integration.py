@@ -14,9 +14,8 @@ import json
 import os
 
 import pytest
-from ansible_run import run_playbook
 from guard_corpus import CMD_BENIGN, CMD_DESTRUCTIVE, SQL_BENIGN, SQL_DESTRUCTIVE
-from modharness import run_module
+from harness import run_module, run_playbook
 
 BATCH_BENIGN = 5  # benign entries of each corpus that also go through ansible-playbook
 
@@ -43,8 +42,12 @@ def manifest(backup_dir, name, age_minutes, verified=True):
     end = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=age_minutes)
     with open(os.path.join(backup_dir, name + ".json"), "w", encoding="utf-8") as handle:
         json.dump(
-            {
+            {  # complete, as pg_backup writes it (manifest.REQUIRED)
                 "file": name,
+                "path": os.path.join(backup_dir, name),
+                "start": end.isoformat(),
+                "format": "plain",
+                "compression": "gzip",
                 "database": "lms_slncity",
                 "verified": verified,
                 "end": end.isoformat(),

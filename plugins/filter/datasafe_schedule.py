@@ -1,5 +1,7 @@
 """Filters of the datasafe_schedule role: the nightly job's schedule and command line, written for systemd.
 
+Loaded through ansible.cfg's ``filter_plugins`` (plugins/filter), like every datasafe plugin.
+
 ``datasafe_oncalendar`` turns the role's five cron fields into a systemd ``OnCalendar=`` expression
 that fires at exactly the same minutes, or refuses with a message naming the variable. It does
 not translate cron syntax piecewise: it expands every field into the set of values cron
