@@ -23,13 +23,15 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests"))
+sys.path.insert(0, os.path.join(REPO, "module_utils"))
 
-import pgbed  # noqa: E402  (puts module_utils on the import path)
-from ansible.module_utils.datasafe import container, continuous  # noqa: E402
+import datasafe_path  # noqa: E402,F401
+import pgbed  # noqa: E402  (free_port, throwaway labels)
+from ansible.module_utils.datasafe import container, continuous, runner  # noqa: E402
 
 IMAGE = os.environ.get("DATASAFE_PGBACKREST_IMAGE", "datasafe/postgres:15-bookworm-pgbackrest")
 USER, DB, STANZA = "lms_user", "lms_slncity", "bench_rpo"
-run = container.subprocess_runner
+run = runner.run
 
 
 def say(text):
@@ -104,12 +106,13 @@ def main():
         thread.start()
         moment = random.uniform(15, 15 + 2 * continuous.ARCHIVE_TIMEOUT)  # noqa: S311  (a random moment, not a secret)
         time.sleep(moment)
-        last_ack = max(acked.values())
-        last_id = max(acked)
         # the disaster: the server and its volume, gone
         subprocess.run(["docker", "rm", "--force", live], check=True, capture_output=True)
         subprocess.run(["docker", "volume", "rm", live], check=True, capture_output=True)
         stop.set()
+        thread.join(timeout=30)
+        last_id = max(acked)  # no commit can be acknowledged after the server is gone
+        last_ack = acked[last_id]
         say("destroyed server and volume %.1f s into the writes, after %d acknowledged commits" % (moment, len(acked)))
 
         started = time.monotonic()

@@ -91,7 +91,7 @@ actions:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import container, continuous
+from ansible.module_utils.datasafe import continuous, runner
 
 
 def main():
@@ -110,7 +110,7 @@ def main():
     )
     p = module.params
     p["stanza"] = p["stanza"] or continuous.stanza_name(p["project"])
-    run = container.module_runner(module)
+    run = runner.for_module(module)
     actions, result = [], dict(changed=False, stanza_created=False, backup=None)
     try:
         try:

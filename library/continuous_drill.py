@@ -16,18 +16,6 @@ description:
 version_added: "0.2.0"
 author: datasafe maintainers
 options:
-  container:
-    description: The live database container.
-    type: str
-    required: true
-  database:
-    description: The database the heartbeat goes into.
-    type: str
-    required: true
-  user:
-    description: Role to connect as.
-    type: str
-    required: true
   project:
     description: Compose project (names the stanza).
     type: str
@@ -64,6 +52,8 @@ options:
     type: list
     elements: str
     default: []
+extends_documentation_fragment:
+  - datasafe
 attributes:
   check_mode:
     support: full
@@ -104,7 +94,7 @@ import socket
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import container, continuous
+from ansible.module_utils.datasafe import container, continuous, runner
 
 
 def main():
@@ -135,7 +125,7 @@ def main():
         module.exit_json(changed=False, would="heartbeat, wait for archiving, recover latest into %s, remove it" % name)
     try:
         result = continuous.drill(
-            container.module_runner(module),
+            runner.for_module(module),
             p["container"],
             p["database"],
             p["user"],

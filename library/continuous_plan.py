@@ -40,18 +40,6 @@ options:
     description: The PostgreSQL service in the compose files.
     type: str
     default: postgres
-  container:
-    description: The running database container (asked how it archives now).
-    type: str
-    required: true
-  database:
-    description: A database to connect to.
-    type: str
-    required: true
-  user:
-    description: The superuser role the stack's database runs with (pgBackRest connects as it).
-    type: str
-    required: true
   repo_dir:
     description: Host directory of the pgBackRest repository (mode 0700, owned by the image's postgres user).
     type: path
@@ -79,6 +67,8 @@ options:
         Credentials and the cipher passphrase never go into the file (environment of the
         container, C(PGBACKREST_REPO2_*)).
     type: dict
+extends_documentation_fragment:
+  - datasafe
 attributes:
   check_mode:
     support: full
@@ -156,7 +146,7 @@ archiving_on:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import compose, container, continuous
+from ansible.module_utils.datasafe import compose, container, continuous, runner
 
 
 def read_text(path):
@@ -189,14 +179,12 @@ def main():
     )
     p = module.params
     env = {k: str(v) for k, v in p["compose_env"].items()}
-
-    def run(argv, data=None):
-        return module.run_command(argv, data=data, environ_update=env)
+    run = runner.for_module(module)
 
     stanza = continuous.stanza_name(p["project"])
     try:
         base = compose.compose_argv(p["project"], p["compose_files"], p["compose_dir"], with_override=False)
-        image, command, svc_env = continuous.service_config(run, base, p["db_service"])
+        image, command, svc_env = continuous.service_config(run, base, p["db_service"], env)
         if not image:
             raise continuous.ContinuousError(
                 "service %s names no image; continuous recovery derives its image FROM it: give it an image:"

@@ -125,7 +125,7 @@ live_counts:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import container, continuous
+from ansible.module_utils.datasafe import container, continuous, runner
 
 
 def main():
@@ -153,7 +153,7 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    run = container.module_runner(module)
+    run = runner.for_module(module)
     exists = run(["docker", "container", "inspect", p["name"]])[0] == 0
     vol_exists = run(["docker", "volume", "inspect", p["name"]])[0] == 0
     if p["state"] == "absent":

@@ -19,18 +19,6 @@ description:
 version_added: "0.2.0"
 author: datasafe maintainers
 options:
-  container:
-    description: The running database container.
-    type: str
-    required: true
-  database:
-    description: A database to connect to.
-    type: str
-    required: true
-  user:
-    description: Role to connect as (superuser or pg_monitor).
-    type: str
-    required: true
   stanza:
     description: The pgBackRest stanza (default derived from O(project), as continuous_plan does).
     type: str
@@ -59,6 +47,8 @@ options:
   metrics_file:
     description: Prometheus textfile to update (node_exporter's textfile collector).
     type: path
+extends_documentation_fragment:
+  - datasafe
 attributes:
   check_mode:
     support: full
@@ -104,7 +94,7 @@ problems:
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import container, continuous, metrics
+from ansible.module_utils.datasafe import container, continuous, metrics, runner
 
 FAMILIES = [
     metrics.gauge("datasafe_wal_last_archived_age_seconds", "Seconds since PostgreSQL last archived a WAL segment."),
@@ -139,7 +129,7 @@ def main():
     p = module.params
     if not p["stanza"]:
         p["stanza"] = continuous.stanza_name(p["project"])
-    run = container.module_runner(module)
+    run = runner.for_module(module)
     result = dict(changed=False, enabled=False, problems=[])
     try:
         arch = continuous.archiver(run, p["container"], p["database"], p["user"])

@@ -15,18 +15,6 @@ description:
 version_added: "0.2.0"
 author: datasafe maintainers
 options:
-  container:
-    description: The running database container.
-    type: str
-    required: true
-  database:
-    description: A database to connect to.
-    type: str
-    required: true
-  user:
-    description: A superuser role (pg_create_restore_point needs it).
-    type: str
-    required: true
   action:
     description: What is about to happen (update, restore, break-glass ...); part of the name.
     type: str
@@ -34,6 +22,8 @@ options:
   name:
     description: The restore point's name instead of the generated one.
     type: str
+extends_documentation_fragment:
+  - datasafe
 attributes:
   check_mode:
     support: full
@@ -67,7 +57,7 @@ skipped:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import container, continuous
+from ansible.module_utils.datasafe import container, continuous, runner
 
 
 def main():
@@ -87,7 +77,7 @@ def main():
         module.exit_json(changed=False, name=name, skipped="check mode")
     try:
         point = continuous.create_restore_point(
-            container.module_runner(module), p["container"], p["database"], p["user"], name
+            runner.for_module(module), p["container"], p["database"], p["user"], name
         )
     except (continuous.ContinuousError, container.ContainerError) as exc:
         module.fail_json(msg="restore point: %s" % exc, name=None)

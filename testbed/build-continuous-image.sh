@@ -3,6 +3,8 @@
 # from Debian's packages, built with datasafe's own Dockerfile (roles/datasafe_continuous/files).
 #
 #   $DATASAFE_PGBACKREST_IMAGE  (default datasafe/postgres:15-bookworm-pgbackrest)
+#   FROM $DATASAFE_PGBACKREST_BASE (default datasafe/postgres:15-bookworm; never DATASAFE_PG_IMAGE,
+#   which the continuous scenario points at this very image for its stack)
 #
 # A separate tag FROM the existing image, so the image every other test uses stays as it is.
 # The build reaches the Debian mirror this machine's apt sources name (host network, a build
@@ -12,7 +14,7 @@ set -o errexit -o nounset -o pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 context="$(dirname "$here")/roles/datasafe_continuous/files"
-base=${DATASAFE_PG_IMAGE:-datasafe/postgres:15-bookworm}
+base=${DATASAFE_PGBACKREST_BASE:-datasafe/postgres:15-bookworm}
 image=${DATASAFE_PGBACKREST_IMAGE:-datasafe/postgres:15-bookworm-pgbackrest}
 
 log() { printf 'build-continuous-image: %s\n' "$*" >&2; }

@@ -5,8 +5,8 @@ datasafe asks of it and what the answers mean. Every pgBackRest call runs inside
 (the stack's database container, or a throwaway one of the same image), so the client always
 matches the server and the host needs no pgBackRest of its own.
 
-Functions take a ``run(argv, data=None) -> (rc, out, err)`` callable (container.module_runner
-or container.subprocess_runner); they return results or raise :class:`ContinuousError`.
+Functions take a ``run`` callable of :mod:`runner`'s signature (``runner.for_module(module)``
+or ``runner.run``); they return results or raise :class:`ContinuousError`.
 """
 
 import datetime
@@ -149,9 +149,10 @@ def render_override(service, image, command, repo_dir, conf_dir):
     return header + json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
 
-def service_config(run, base_argv, service):
-    """(image, command list or None, environment dict) of ``service`` as compose resolves it."""
-    rc, out, err = run(base_argv + ["config", "--format", "json"])
+def service_config(run, base_argv, service, env=None):
+    """(image, command list or None, environment dict) of ``service`` as compose resolves it
+    (``env``: the stack's compose environment, added to the inherited one)."""
+    rc, out, err = run(base_argv + ["config", "--format", "json"], env=env)
     if rc != 0:
         raise ContinuousError("docker compose config failed: %s" % (err or out).strip())
     services = json.loads(out).get("services", {})
