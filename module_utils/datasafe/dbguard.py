@@ -666,6 +666,18 @@ def describe(verdict):
     return text
 
 
+_REFUSAL = re.compile(r"datasafe guard: refused [^\n]*")
+
+
+def refusals_since(run, cont, since):
+    """The guard's refusals (its RAISE LOG lines) in the server log since ``since`` (a Unix time or
+    anything ``docker logs --since`` takes), oldest first, at most the last ten."""
+    rc, out, err = run(["docker", "logs", "--since", str(since), cont])
+    if rc != 0:
+        raise DbGuardError("could not read the server log of %s (exit %s): %s" % (cont, rc, (err or "").strip()))
+    return _REFUSAL.findall((out or "") + "\n" + (err or ""))[-10:]
+
+
 def checked_failure(verdict, required=False):
     """The failure message of a check that must pass, or None: an installed guard must be complete,
     enabled and current; a required one must be installed."""

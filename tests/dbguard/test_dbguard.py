@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 
 import pytest
 from ansible.module_utils.datasafe import container, dbguard, restore
@@ -99,6 +100,7 @@ def guarded():
     try:
         pg.start().seed()
         g = Guarded(pg)
+        g.started = time.time()
         proc = g.psql_file(os.path.join(SQL, "setup.sql"))
         assert proc.returncode == 0, proc.stderr
         g.repair()  # every test starts from a guarded database; the first removes it to install afresh
@@ -149,6 +151,11 @@ def test_refusals_are_logged_with_transaction_id(guarded):
     refused = [line for line in (logs.stdout + logs.stderr).splitlines() if "datasafe guard: refused" in line]
     assert len(refused) >= len(FORBIDDEN)
     assert all(re.search(r"txid \d+, at \d{4}-", line) for line in refused), refused[:3]
+    # What the safe update's rollback reads to name a refused migration.
+    found = guarded.module(state="refusals", log_since=str(guarded.started))
+    assert not found["failed"] and not found["changed"] and len(found["refusals"]) == 10
+    assert all(line.startswith("datasafe guard: refused ") for line in found["refusals"])
+    assert guarded.module(state="refusals", log_since=str(time.time() + 3600))["refusals"] == []
 
 
 def test_the_demo_backends_own_connection_is_refused(guarded):
