@@ -592,12 +592,18 @@ def judge(state):
     events = state.get("event_triggers") or {}
     installed = bool(version) or bool(events) or any(name in functions for name in EXPECTED_MD5)
     problems, tables = [], []
+    outdated = bool(version) and version != INSTALLED_VERSION
     if installed:
         for name, md5 in sorted(EXPECTED_MD5.items()):
             if name not in functions:
                 problems.append("function datasafe.%s is missing (dropped)" % name)
-            elif functions[name] != md5:
+            elif functions[name] != md5 and not outdated:  # an older guard has older bodies
                 problems.append("function datasafe.%s was replaced: its body differs from datasafe's" % name)
+        if outdated:
+            problems.append(
+                "the installed guard is version %s, this datasafe's is %s: upgrade it with playbooks/dbguard.yml"
+                % (version, INSTALLED_VERSION)
+            )
         for name, (_event, function, _when) in sorted(EVENT_TRIGGERS.items()):
             found = events.get(name)
             if not found:
@@ -688,6 +694,8 @@ def checked_failure(verdict, required=False):
                 "run playbooks/dbguard.yml"
             )
         return None
+    if verdict["problems"] and verdict["current"] is False and len(verdict["problems"]) == 1 and verdict["version"]:
+        return "the guard inside PostgreSQL is outdated: %s" % verdict["problems"][0]
     if verdict["problems"]:
         return (
             "THE GUARD INSIDE POSTGRESQL WAS CHANGED: %s. Someone disabled or removed part of it; find out who "

@@ -422,3 +422,20 @@ def test_playbook_installs_in_check_mode_honestly_and_is_idempotent(guarded, tmp
     assert "trigger datasafe_guard_truncate on public.invoices is disabled" in failed.stdout
     assert recap(playbook(guarded, dbguard_yml)) == {"changed": 1, "failed": 0}
     assert guarded.check()["enabled"]
+
+
+def test_an_older_guard_is_reported_outdated_not_tampered():
+    state = {
+        "settings": {"version": "0+0123456789ab"},
+        "functions": {name: "0" * 32 for name in dbguard.EXPECTED_MD5},  # older bodies
+        "event_triggers": {
+            name: {"enabled": "A", "function": "datasafe." + function}
+            for name, (_event, function, _when) in dbguard.EVENT_TRIGGERS.items()
+        },
+        "tables": [],
+    }
+    verdict = dbguard.judge(state)
+    assert verdict["installed"] and not verdict["current"] and len(verdict["problems"]) == 1
+    assert "upgrade it with playbooks/dbguard.yml" in verdict["problems"][0]
+    assert dbguard.checked_failure(verdict).startswith("the guard inside PostgreSQL is outdated")
+    assert dbguard.plan_install(verdict, dbguard.normalize_settings())[0].startswith("upgrade the guard from 0+")
