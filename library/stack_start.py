@@ -228,7 +228,7 @@ stack:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import container, stack
+from ansible.module_utils.datasafe import runner, stack
 
 
 def main():
@@ -271,7 +271,7 @@ def main():
     p = module.params
     try:
         result = stack.start(
-            container.module_runner(module),
+            runner.for_module(module),
             p["project_name"],
             p["files"],
             p["project_src"],

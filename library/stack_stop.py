@@ -76,7 +76,7 @@ stopped:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import container, stack
+from ansible.module_utils.datasafe import runner, stack
 
 
 def main():
@@ -92,7 +92,7 @@ def main():
     p = module.params
     try:
         result = stack.stop(
-            container.module_runner(module),
+            runner.for_module(module),
             p["project_name"],
             p["files"],
             p["project_src"],
