@@ -193,6 +193,24 @@ def test_status_is_healthy_and_written_as_metrics(stack):
     assert "datasafe_pgbackrest_last_backup_age_seconds" in text
 
 
+def test_compose_calls_made_with_docker_compose_v2_get_the_override_too(stack):
+    rc, result = module(
+        "compose_files",
+        project=stack["datasafe_compose_project"],
+        compose_dir=stack["datasafe_compose_dir"],
+        files=["docker-compose.prod.yml"],
+    )
+    assert rc == 0, result
+    assert result["files"] == [
+        os.path.join(stack["datasafe_compose_dir"], "docker-compose.prod.yml"),
+        os.path.join(ENV["DATASAFE_OVERRIDE_DIR"], "dstest-continuous.continuous.yml"),
+    ]
+    # the restore's plan (no confirmation) reads them in its preflight and changes nothing
+    proc = playbook("restore.yml")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert psql(stack, "SHOW archive_mode") == "on"
+
+
 # --- recovery to a moment --------------------------------------------------------------------
 
 
