@@ -127,6 +127,21 @@ options:
         the server's priority.
     type: int
     default: 0
+  roles:
+    description:
+      - Also save the cluster's roles (C(pg_dumpall --roles-only), inside the container) as
+        C(<backup>.roles), mode 0600, verified (trailer, every statement a role statement,
+        sha256) and recorded in the manifest's C(roles) block. Every restore path creates the
+        roles a server lacks from it before loading, and never alters existing ones.
+    type: bool
+    default: true
+  role_passwords:
+    description:
+      - Keep the roles' password hashes (SCRAM verifiers, never clear text) in the roles file, so
+        the application logs in on a new machine. V(false) runs C(pg_dumpall --no-role-passwords):
+        re-created login roles then have no password until an operator sets one.
+    type: bool
+    default: true
 attributes:
   check_mode:
     support: full
@@ -338,6 +353,8 @@ def main():
             lock_timeout=dict(type="int", default=0),
             lock_wait_timeout=dict(type="int", default=120),
             nice=dict(type="int", default=0),
+            roles=dict(type="bool", default=True),
+            role_passwords=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
     )
