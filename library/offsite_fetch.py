@@ -127,7 +127,7 @@ stage:
 
 import os
 
-from ansible.module_utils.datasafe import fetch, offsite
+from ansible.module_utils.datasafe import fetch, offsite, runner
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 
@@ -178,11 +178,9 @@ def main():
             raise offsite.OffsiteError(
                 "decrypt", "%s is age-encrypted: age_identity must name the identity file" % chosen["payload"]
             )
-
-        def run(argv):
-            return module.run_command(argv)
-
-        done = fetch.fetch(target, chosen, p["dest"], run=run, age=age, identity=p["age_identity"])
+        done = fetch.fetch(
+            target, chosen, p["dest"], run=runner.for_module(module), age=age, identity=p["age_identity"]
+        )
     except offsite.OffsiteError as exc:
         module.fail_json(msg="offsite_fetch: %s" % exc, stage=exc.stage, **result)
     except OSError as exc:

@@ -278,7 +278,7 @@ def record(p, result, module):
             )
             changelog.record(
                 path,
-                os.path.splitext(path)[0] + ".jsonl",
+                changelog.json_log_path(path),
                 "restore_drill",
                 message,
                 "completed" if result["ok"] else "failed",

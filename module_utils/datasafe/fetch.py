@@ -20,8 +20,8 @@ An existing file of the same name in ``dest`` is never overwritten: if it is the
 import os
 import tempfile
 
-from ansible.module_utils.datasafe import manifest
-from ansible.module_utils.datasafe.offsite import OffsiteError, hash_file, now_iso
+from ansible.module_utils.datasafe import manifest, times
+from ansible.module_utils.datasafe.offsite import OffsiteError, hash_file
 
 
 def listing(target, database=None):
@@ -65,7 +65,7 @@ def choose(rows, backup=None):
         if not found:
             raise OffsiteError(
                 "choose backup",
-                "the target holds no backup named %s (list them with datasafe_recover_mode=list)" % backup,
+                "the target holds no backup named %s (list them with datasafe_recover_server_mode=list)" % backup,
             )
         return found[0]
     for row in rows:
@@ -106,7 +106,7 @@ def _decrypt(run, age, identity, src, dest):
         os.unlink(out)
         raise OffsiteError(
             "decrypt",
-            "age could not decrypt %s (exit %s): %s (is datasafe_recover_age_identity the private key matching "
+            "age could not decrypt %s (exit %s): %s (is datasafe_recover_server_age_identity the private key matching "
             "the off-site recipients?)" % (os.path.basename(src), rc, (err or "").strip() or "no error output"),
         )
     return out
@@ -144,7 +144,7 @@ def fetch(target, row, dest, run=None, age="age", identity=None):
     if row["encrypted"] and not identity:
         raise OffsiteError(
             "decrypt",
-            "%s is age-encrypted: pass the operator's identity file (datasafe_recover_age_identity)" % row["payload"],
+            "%s is age-encrypted: pass the identity file (datasafe_recover_server_age_identity)" % row["payload"],
         )
     dest = os.path.abspath(os.path.expanduser(dest))
     os.makedirs(dest, mode=0o700, exist_ok=True)
@@ -181,7 +181,7 @@ def fetch(target, row, dest, run=None, age="age", identity=None):
                 os.unlink(tmp)
     path = os.path.join(dest, data["file"])
     data["path"] = path
-    data["fetched_from"] = {"target": target.label, "payload": block["payload"], "at": now_iso()}
+    data["fetched_from"] = {"target": target.label, "payload": block["payload"], "at": times.now_iso()}
     manifest_path = manifest.manifest_path(path)
     if new or not os.path.exists(manifest_path):
         manifest.write(manifest_path, data)

@@ -17,18 +17,18 @@ Targets implement ``label``, ``state(entry, payload_name, encrypted)`` (``presen
 """
 
 import base64
-import datetime
 import hashlib
 import ipaddress
 import json
 import os
 import re
 import shlex
+import shutil
 import tempfile
 import time
 from urllib.parse import urlparse
 
-from ansible.module_utils.datasafe import changelog, ledger, manifest, metrics
+from ansible.module_utils.datasafe import changelog, files, ledger, manifest, metrics, runner, times
 
 CHUNK = 1024 * 1024
 AGE_MAGIC = b"age-encryption.org/v1\n"
@@ -95,27 +95,7 @@ def select(backups=(), backup_dir=None, database=None):
 # --------------------------------------------------------------------------- hashing
 
 
-def hash_file(path, drop_cache=False):
-    """``(size, sha256 hex)`` of a file read from start to end.
-
-    ``drop_cache`` asks the kernel to forget cached pages first, so a copy just written is
-    re-read from its storage rather than from memory (best effort: network filesystems may
-    still serve a client-side cache).
-    """
-    digest, size = hashlib.sha256(), 0
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if drop_cache and hasattr(os, "posix_fadvise"):
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        while True:
-            chunk = os.read(fd, CHUNK)
-            if not chunk:
-                break
-            digest.update(chunk)
-            size += len(chunk)
-    finally:
-        os.close(fd)
-    return size, digest.hexdigest()
+hash_file = files.hash_file  # (size, sha256 hex); the one home is files.py
 
 
 def check_local(entry):
@@ -198,7 +178,7 @@ def offsite_manifest(entry, payload_name, sha, size, encrypted, target_label, ex
         "source_sha256": entry["manifest"]["sha256"],
         "source_size": entry["manifest"]["size"],
         "target": target_label,
-        "copied_at": now_iso(),
+        "copied_at": times.now_iso(),
     }
     block.update(extra or {})
     data = dict(entry["manifest"])
@@ -241,7 +221,7 @@ def label_for(item):
 
 def record_ledger(result, label):
     """Write every copy this run confirmed (copied or re-verified) into its backup directory's ledger."""
-    when = now_iso()
+    when = times.now_iso()
     by_dir = {}
     for row, how in [(c, "copied and verified") for c in result["copied"]] + [
         (c, "found at the target and re-verified") for c in result["skipped"]
@@ -255,10 +235,6 @@ def record_ledger(result, label):
             "verified_by": how,
         }
     return [ledger.record(directory, label, rows) for directory, rows in sorted(by_dir.items())]
-
-
-def now_iso():
-    return datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
 def end_timestamp(summary):
@@ -365,14 +341,6 @@ def _write_all(fd, chunk):
         view = view[os.write(fd, view) :]
 
 
-def _fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class DirectoryTarget:
     """A directory on a mounted filesystem (a NAS, a USB disk): copy, fsync, re-read, rename."""
 
@@ -447,7 +415,7 @@ class DirectoryTarget:
                 raise OffsiteError("verify copy", "%s re-read as sha256 %s, expected %s" % (final, got, sha))
             os.rename(tmp, final)
             tmp = None
-            _fsync_dir(self.path)
+            files.fsync_dir(self.path)
         except OSError as exc:
             raise OffsiteError("copy", "writing %s failed: %s" % (final, exc)) from exc
         finally:
@@ -943,37 +911,41 @@ def common_argument_spec():
     )
 
 
-def _run_binary(module):
-    def run(argv, data=None):
-        return module.run_command(argv, data=data, binary_data=False, encoding="utf-8")
+class Failed(Exception):
+    """The off-site run failed; ``result`` is what the module returns with the failure."""
 
-    return run
+    def __init__(self, message, result):
+        super().__init__(message)
+        self.result = result
 
 
-def execute(module, make_target, label):
-    """Select, copy, verify, record metrics and the change log, and exit the module.
+def execute(params, make_target, label, check_mode=False, run=runner.run, which=shutil.which, warn=None):
+    """Select, copy, verify, record metrics and the change log; return the result or raise :class:`Failed`.
 
-    ``make_target(run)`` builds the target (it may raise OffsiteError for a bad destination);
-    ``label`` names the target in metrics and messages even when it cannot be built.
+    ``params`` are the module's options (see :func:`common_argument_spec`). ``make_target(run)``
+    builds the target (it may raise OffsiteError for a bad destination); ``label`` names the
+    target in metrics and messages even when it cannot be built. ``which`` finds a program on
+    the host; ``warn(text)`` reports a problem that does not fail the run.
     """
     started = time.time()
-    p = module.params
-    run = _run_binary(module)
+    p = params
     if not p["backups"] and not p["backup_dir"]:
-        module.fail_json(
-            msg="offsite: nothing to copy: name the backups (backups) or a backup_dir whose verified "
-            "backups are all copied"
+        raise Failed(
+            "offsite: nothing to copy: name the backups (backups) or a backup_dir whose verified "
+            "backups are all copied",
+            {},
         )
     age = None
     if p["encrypt"]:
         problems = check_recipients(p["age_recipients"])
         if problems:
-            module.fail_json(msg="offsite: " + "; ".join(problems))
-        age = module.get_bin_path("age")
+            raise Failed("offsite: " + "; ".join(problems), {})
+        age = which("age")
         if not age:
-            module.fail_json(
-                msg="offsite: encryption is on but the age program is not installed on %s: "
-                "install the Debian package age (apt-get install age)" % os.uname()[1]
+            raise Failed(
+                "offsite: encryption is on but the age program is not installed on %s: "
+                "install the Debian package age (apt-get install age)" % os.uname()[1],
+                {},
             )
     result = {
         "copied": [],
@@ -986,12 +958,12 @@ def execute(module, make_target, label):
         "target": label,
         "metrics_file": None,
     }
-    target, chosen = None, []
+    target, chosen, failure = None, [], None
     try:
         target = make_target(run)
         chosen, result["ignored"] = select(p["backups"], p["backup_dir"], p["database"])
         staging_dir = None
-        if p["encrypt"] and not module.check_mode and chosen:
+        if p["encrypt"] and not check_mode and chosen:
             staging_dir = staging(
                 p["staging_dir"]
                 or os.path.join(p["backup_dir"] or os.path.dirname(chosen[0]["path"]), ".offsite-staging")
@@ -1001,30 +973,29 @@ def execute(module, make_target, label):
             chosen,
             encrypt_with=p["age_recipients"] if p["encrypt"] else None,
             staging_dir=staging_dir,
-            check_mode=module.check_mode,
+            check_mode=check_mode,
             run=run,
             result=result,
             age=age,
         )
     except OffsiteError as exc:
-        _finish(module, result, chosen, started, failure=exc)
+        failure = exc
     except OSError as exc:
-        _finish(module, result, chosen, started, failure=OffsiteError("copy", str(exc)))
-    _finish(module, result, chosen, started)
+        failure = OffsiteError("copy", str(exc))
+    return _finish(p, result, chosen, started, failure, check_mode, warn)
 
 
-def _finish(module, result, chosen, started, failure=None):
-    p = module.params
+def _finish(p, result, chosen, started, failure, check_mode, warn):
     confirmed = result["copied"] + result["skipped"]
-    result["changed"] = bool(result["would_copy"] if module.check_mode else result["copied"])
+    result["changed"] = bool(result["would_copy"] if check_mode else result["copied"])
     result["pending"] = [e["file"] for e in chosen if e["file"] not in {c["file"] for c in confirmed}]
     if failure is None and result["problems"]:
         failure = OffsiteError("check local backups", "; ".join(x["problem"] for x in result["problems"]))
     label = result["target"]
-    if module.check_mode:
+    if check_mode:
         if failure is not None:
-            module.fail_json(msg="offsite to %s would fail at %s" % (label, failure), **result)
-        module.exit_json(**result)
+            raise Failed("offsite to %s would fail at %s" % (label, failure), result)
+        return result
     try:
         result["ledger"] = record_ledger(result, label)
     except (OSError, ledger.LedgerError) as exc:
@@ -1045,10 +1016,10 @@ def _finish(module, result, chosen, started, failure=None):
                 encrypted=result["encrypted"],
             )
         except OSError as exc:
-            module.warn("offsite: could not write the metrics file %s: %s" % (p["metrics_file"], exc))
+            if warn:
+                warn("offsite: could not write the metrics file %s: %s" % (p["metrics_file"], exc))
     if p["change_log"] and (result["copied"] or failure is not None):
         log = os.path.abspath(os.path.expanduser(p["change_log"]))
-        json_log = os.path.splitext(log)[0] + ".jsonl"
         if failure is None:
             message = "Copied %d backup(s) off-site to %s, verified: %s" % (
                 len(result["copied"]),
@@ -1059,7 +1030,7 @@ def _finish(module, result, chosen, started, failure=None):
             message = "Off-site copy to %s FAILED at %s; local backups untouched" % (label, failure)
         changelog.record(
             log,
-            json_log,
+            changelog.json_log_path(log),
             "offsite",
             message,
             "failed" if failure else "ok",
@@ -1067,9 +1038,8 @@ def _finish(module, result, chosen, started, failure=None):
             copied=[c["payload"] for c in result["copied"]] or None,
         )
     if failure is not None:
-        module.fail_json(
-            msg="offsite to %s failed at %s (the local backups were only read, never changed)" % (label, failure),
-            stage=failure.stage,
-            **result,
+        raise Failed(
+            "offsite to %s failed at %s (the local backups were only read, never changed)" % (label, failure),
+            dict(result, stage=failure.stage),
         )
-    module.exit_json(**result)
+    return result

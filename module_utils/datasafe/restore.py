@@ -15,10 +15,9 @@ into the container uses :func:`stream_file` (the file is never read into memory)
 import datetime
 import os
 import re
-import subprocess
 import time
 
-from ansible.module_utils.datasafe import background, container, counts, ready, roles
+from ansible.module_utils.datasafe import background, container, counts, ready, roles, runner, times
 
 MAINTENANCE_DB = "postgres"
 # PostgreSQL truncates identifiers at 63 bytes; a truncated name would collide silently.
@@ -199,10 +198,10 @@ def restore_argv(cont, user, database, fmt, compression, jobs=1, container_path=
     raise ValueError("format %r is not plain or custom" % (fmt,))
 
 
-def stream_file(argv, path, popen=subprocess.Popen):
+def stream_file(argv, path, popen=None):
     """Run ``argv`` with the file at ``path`` on stdin; return (rc, stderr tail)."""
     with open(path, "rb") as src:
-        proc = popen(argv, stdin=src, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = (popen or runner.spawn)(argv, stdin=src, stdout=runner.DEVNULL, stderr=runner.PIPE)
         _, err = proc.communicate()
     return proc.returncode, err.decode("utf-8", "replace")[-_ERR_TAIL:]
 
@@ -503,7 +502,7 @@ def age_seconds(end, now):
     """Seconds since ``end`` (a datetime or ISO 8601 text with timezone), or None when unknown."""
     try:
         if not isinstance(end, datetime.datetime):
-            end = datetime.datetime.fromisoformat(end)
+            end = times.parse_time(end)
         return max(0.0, (now - end).total_seconds())
     except (TypeError, ValueError):
         return None

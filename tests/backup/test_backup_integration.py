@@ -13,7 +13,8 @@ import uuid
 
 import pytest
 from ansible.module_utils.datasafe import container, manifest
-from backup_helpers import REPO, good_backups, run_module, tree_hashes
+from backup_helpers import REPO, good_backups, tree_hashes
+from harness import run_module_process as run_module
 from pgbed import CRITICAL_TABLES, flip_byte
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,7 @@ import json
 import os
 
 from ansible.module_utils.datasafe import ledger
-from modharness import run_module
+from harness import run_module
 
 DB = "lms_slncity"
 

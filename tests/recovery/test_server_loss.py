@@ -136,8 +136,8 @@ def test_a_tampered_offsite_copy_is_refused_before_anything_stops(old_server):
         "recover_server.yml",
         {
             "datasafe_offsite_targets": [old_server.s3_target("lms/tampered/")],
-            "datasafe_recover_app_repo": old_server.remote,
-            "datasafe_recover_age_identity": old_server.identity,
+            "datasafe_recover_server_app_repo": old_server.remote,
+            "datasafe_recover_server_age_identity": old_server.identity,
             "datasafe_backup_dir": fetch_dir,
         },
         check=False,
@@ -155,7 +155,10 @@ def test_after_the_server_is_lost_recover_server_rebuilds_it_identically(old_ser
     assert volume.stdout.strip() == ""
     proc = old_server.playbook(
         "recover_server.yml",
-        {"datasafe_recover_app_repo": old_server.remote, "datasafe_recover_age_identity": old_server.identity},
+        {
+            "datasafe_recover_server_app_repo": old_server.remote,
+            "datasafe_recover_server_age_identity": old_server.identity,
+        },
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
@@ -179,7 +182,10 @@ def test_recover_server_refuses_a_host_whose_stack_has_a_database(old_server):
     running = old_server.container_ids().stdout
     proc = old_server.playbook(
         "recover_server.yml",
-        {"datasafe_recover_app_repo": old_server.remote, "datasafe_recover_age_identity": old_server.identity},
+        {
+            "datasafe_recover_server_app_repo": old_server.remote,
+            "datasafe_recover_server_age_identity": old_server.identity,
+        },
         check=False,
     )
     assert proc.returncode != 0
