@@ -87,7 +87,7 @@ def main():
     )
     p = module.params
     path = os.path.expanduser(p["path"])
-    json_path = os.path.expanduser(p["json_path"] or os.path.splitext(path)[0] + ".jsonl")
+    json_path = os.path.expanduser(p["json_path"] or changelog.json_log_path(path))
     # One event per line: folded YAML and templated text can carry newlines; they never split an entry.
     message = " ".join(p["message"].split())
     if not message:

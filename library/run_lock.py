@@ -43,6 +43,28 @@ options:
     description: Age in seconds after which a held lock is reported as probably stale.
     type: int
     default: 21600
+  owner:
+    description:
+      - The process that owns the run (C(pid), C(pid_start), C(host)), recorded instead of the
+        module's own short-lived process; a playbook passes C(lookup('datasafe_run_owner')).
+    type: dict
+  take_over_dead:
+    description:
+      - Take over a lock whose recorded owner process is gone (same host; that pid with that start
+        time no longer runs): the run that held it was interrupted. Its record is kept in
+        C(<path>.interrupted) and returned in RV(interrupted). A lock whose owner runs, or cannot be
+        checked (another host, an older record), is never taken over.
+    type: bool
+    default: false
+  phase:
+    description:
+      - With O(state=present) and the lock held by O(token), record the phase the run is in (and
+        O(facts)) in the lock, so a run that finds it interrupted knows where it stopped.
+    type: str
+  facts:
+    description: What a run finding this one interrupted needs to know (for example the counts before down).
+    type: dict
+    default: {}
 attributes:
   check_mode:
     support: full
@@ -64,43 +86,20 @@ holder:
   description: The lock's content when another run holds it.
   returned: when held by another run
   type: dict
+interrupted:
+  description: The record of the interrupted run whose lock was taken over (its phase and facts), else null.
+  returned: always
+  type: dict
+interrupted_summary:
+  description: One line saying which run was interrupted, when it started and at which phase.
+  returned: always
+  type: str
 """
 
-import datetime
-import getpass
-import json
 import os
-import socket
-import time
 
 from ansible.module_utils.basic import AnsibleModule
-
-
-def read_lock(path):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        return {"unreadable": True}
-
-
-def describe(holder, path, stale_after):
-    if holder.get("unreadable"):
-        return "the lock %s exists but cannot be read; if no change is running, remove it" % path
-    age = time.time() - holder.get("epoch", time.time())
-    text = "%s holds the lock %s since %s (%s@%s, %d s ago)" % (
-        holder.get("purpose"),
-        path,
-        holder.get("started"),
-        holder.get("user"),
-        holder.get("host"),
-        age,
-    )
-    if age > stale_after:
-        text += "; it is older than %d s and probably stale: if no change is running, remove %s" % (stale_after, path)
-    return text
+from ansible.module_utils.datasafe import lock
 
 
 def main():
@@ -111,57 +110,30 @@ def main():
             token=dict(type="str", required=True, no_log=False),
             purpose=dict(type="str", default="change"),
             wait=dict(type="int", default=0),
-            stale_after=dict(type="int", default=21600),
+            stale_after=dict(type="int", default=lock.DEFAULT_STALE_AFTER),
+            owner=dict(type="dict"),
+            take_over_dead=dict(type="bool", default=False),
+            phase=dict(type="str"),
+            facts=dict(type="dict", default={}),
         ),
         supports_check_mode=True,
     )
     p = module.params
-    path = os.path.expanduser(p["path"])
-
-    if p["state"] == "absent":
-        holder = read_lock(path)
-        if holder is None:
-            module.exit_json(changed=False)
-        if holder.get("token") != p["token"]:
-            module.fail_json(msg="not releasing %s: another run holds it" % path, holder=holder)
-        if not module.check_mode:
-            os.unlink(path)
-        module.exit_json(changed=True)
-
-    deadline = time.monotonic() + max(0, p["wait"])
-    while True:
-        holder = read_lock(path)
-        if holder is not None and holder.get("token") == p["token"]:
-            module.exit_json(changed=False)
-        if holder is None:
-            if module.check_mode:
-                module.exit_json(changed=True)
-            now = datetime.datetime.now(datetime.timezone.utc).astimezone()
-            content = dict(
-                token=p["token"],
-                purpose=p["purpose"],
-                started=now.isoformat(timespec="seconds"),
-                epoch=time.time(),
-                host=socket.gethostname(),
-                user=getpass.getuser(),
-                pid=os.getpid(),
-            )
-            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                continue  # someone else took it between our read and our create
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(content, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            module.exit_json(changed=True)
-        if time.monotonic() >= deadline:
-            module.fail_json(
-                msg="refusing to start: another run is in progress: %s" % describe(holder, path, p["stale_after"]),
-                holder=holder,
-            )
-        time.sleep(1)
+    change_lock = lock.FileLock(os.path.expanduser(p["path"]), p["token"], p["purpose"], p["stale_after"], p["owner"])
+    try:
+        if p["state"] == "absent":
+            changed = change_lock.release(module.check_mode)
+        elif p["phase"]:
+            changed = change_lock.note(p["phase"], p["facts"], module.check_mode)
+        else:
+            changed = change_lock.take(p["wait"], module.check_mode, take_over_dead=p["take_over_dead"])
+    except lock.LockHeld as exc:
+        module.fail_json(msg=str(exc), holder=exc.holder)
+    module.exit_json(
+        changed=changed,
+        interrupted=change_lock.interrupted,
+        interrupted_summary=lock.describe_interrupted(change_lock.interrupted, change_lock.path),
+    )
 
 
 if __name__ == "__main__":

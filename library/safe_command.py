@@ -67,34 +67,8 @@ options:
         the inventory variable C(datasafe_guard_deny_rules). Each is a mapping with C(id), either
         C(regex) or C(argv_prefix), C(reason), C(instead), and C(applies_to) (C(cmd), or C(sql)
         for SQL given to psql).
-    type: list
-    elements: dict
-    default: []
-  allow_destructive:
-    description:
-      - Break-glass. Run a command the guard refuses, only if a verified backup younger than
-        O(breakglass_max_age) minutes exists in O(backup_dir). Requires O(reason).
-    type: bool
-    default: false
-  reason:
-    description: Why the destruction is necessary; written to the change log. Required with O(allow_destructive).
-    type: str
-  backup_dir:
-    description: Where backups and their C(<file>.json) manifests are.
-    type: path
-    default: ~/backups
-  breakglass_max_age:
-    description: Age limit in minutes of the verified backup break-glass requires.
-    type: int
-    default: 15
-  change_log:
-    description: The human change log break-glass uses are appended to.
-    type: path
-    default: ~/change-log.txt
-  change_log_json:
-    description: The JSON-lines change log break-glass uses are appended to.
-    type: path
-    default: ~/change-log.jsonl
+extends_documentation_fragment:
+  - datasafe.breakglass
 attributes:
   check_mode:
     support: full
@@ -237,7 +211,10 @@ def main():
         os.chdir(cwd_before)
     result["findings"] = [f.to_dict() for f in findings]
     text = p["cmd"] if p["cmd"] is not None else shlex.join(p["argv"])
-    evidence = breakglass.gate(module, findings, "safe_command", text, result=result)
+    try:
+        evidence = breakglass.gate(p, findings, "safe_command", text, module.check_mode)
+    except breakglass.Refused as exc:
+        module.fail_json(msg=str(exc), **dict(result, **exc.result))
     if evidence:
         result["breakglass"] = evidence
 
@@ -252,7 +229,7 @@ def main():
 
     rc, out, err = module.run_command(argv, cwd=p["chdir"], data=p["stdin"], binary_data=True)
     result.update(executed=True, changed=True, cmd=argv, rc=rc, stdout=out, stderr=err)
-    breakglass.log_outcome(module, "safe_command", evidence, "succeeded" if rc == 0 else "failed", rc=rc)
+    breakglass.log_outcome(p, "safe_command", evidence, "succeeded" if rc == 0 else "failed", module.check_mode, rc=rc)
     if rc != 0:
         module.fail_json(msg="command failed (exit %d): %s" % (rc, (err or "").strip()[-2000:]), **result)
     module.exit_json(**result)

@@ -11,14 +11,14 @@ when it failed, else 0).
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 
-from ansible.module_utils.datasafe import ready
+from ansible.module_utils.datasafe import ready, runner
 
-# Run by a fresh interpreter (no module_utils there), detached from the module's process:
+# Run by a fresh interpreter (no module_utils there, so it cannot import runner.py), detached
+# from the module's process:
 # argv[1] is the result file, the rest the command. It never raises; every outcome is written.
 _RUNNER = r"""
 import json, os, subprocess, sys, time
@@ -49,11 +49,11 @@ def start(argv, directory=None, prefix="datasafe-job-"):
     """
     path = _result_file(STARTED, directory, prefix)
     try:
-        subprocess.Popen(
+        runner.spawn(
             [sys.executable, "-c", _RUNNER, path] + list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdin=runner.DEVNULL,
+            stdout=runner.DEVNULL,
+            stderr=runner.DEVNULL,
             close_fds=True,
             start_new_session=True,
         )

@@ -14,7 +14,6 @@
    removed, nothing else is touched, and :class:`BackupError` names the stage.
 """
 
-import datetime
 import errno
 import fcntl
 import hashlib
@@ -28,7 +27,7 @@ import threading
 import time
 import zlib
 
-from ansible.module_utils.datasafe import container, manifest
+from ansible.module_utils.datasafe import container, files, manifest, roles, runner, times
 
 TRAILER = b"-- PostgreSQL database dump complete"
 FORMATS = ("plain", "custom")
@@ -116,7 +115,7 @@ class SnapshotSession:
         self.timeout = timeout
         argv = container.psql_argv(cont, db, user, extra=["-A", "-t", "-F", "|"])
         self._err = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._err)
+        self.proc = runner.spawn(argv, stdin=runner.PIPE, stdout=runner.PIPE, stderr=self._err)
         self._buf = b""
 
     def _send(self, text):
@@ -297,7 +296,7 @@ def stream_to_file(argvs, fd, stages, verifier=None):
         for argv in argvs:
             err = tempfile.TemporaryFile()
             errs.append(err)
-            proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=err)
+            proc = runner.spawn(argv, stdin=stdin, stdout=runner.PIPE, stderr=err)
             if stdin is not None:
                 stdin.close()  # only the next process holds the pipe now, so it sees EOF/EPIPE
             stdin = proc.stdout
@@ -345,24 +344,22 @@ def verify(path, fmt, compression, expected_sha256, cont=None):
     checks = []
     digest = hashlib.sha256()
     if fmt == "custom":
-        actual = manifest.sha256_file(path)
+        actual = files.sha256_file(path)
         with open(path, "rb") as handle:
             argv = container.docker_exec(cont, ["pg_restore", "-f", "/dev/null"], interactive=True)
-            proc = subprocess.run(argv, stdin=handle, capture_output=True, check=False)
+            proc = runner.spawn(argv, stdin=handle, stdout=runner.DEVNULL)
+            _, err = proc.communicate()
         if proc.returncode != 0:
             raise BackupError(
                 "verify",
                 "pg_restore could not read the archive (exit %s): %s"
-                % (proc.returncode, proc.stderr.decode("utf-8", "replace").strip()),
+                % (proc.returncode, err.decode("utf-8", "replace").strip()),
             )
         checks.append("pg_restore read every block of the archive")
         size = None
     elif compression == "zstd":
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(CHUNK), b""):
-                digest.update(chunk)
-        actual = digest.hexdigest()
-        proc = subprocess.Popen(["zstd", "-q", "-d", "-c", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        actual = files.sha256_file(path)
+        proc = runner.spawn(["zstd", "-q", "-d", "-c", path])
         tail, size = b"", 0
         for chunk in iter(lambda: proc.stdout.read(CHUNK), b""):
             size += len(chunk)
@@ -407,7 +404,7 @@ def verify(path, fmt, compression, expected_sha256, cont=None):
 
 def verify_sha256(path, expected):
     """Re-read the fsynced file: it must be exactly the bytes that were verified in flight."""
-    actual = manifest.sha256_file(path)
+    actual = files.sha256_file(path)
     if actual != expected:
         raise BackupError("verify", "sha256 on disk %s differs from the stream's %s" % (actual, expected))
     return ["sha256 of the file on disk equals the stream's"]
@@ -439,7 +436,7 @@ class DirLock:
                     ) from exc
                 time.sleep(0.2)
         os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, ("pid %d since %s\n" % (os.getpid(), now_iso())).encode(), 0)
+        os.pwrite(self.fd, ("pid %d since %s\n" % (os.getpid(), times.now_iso())).encode(), 0)
         return self
 
     def release(self):
@@ -447,11 +444,6 @@ class DirLock:
             os.ftruncate(self.fd, 0)
             os.close(self.fd)
             self.fd = None
-
-
-def now_iso(when=None):
-    when = when or datetime.datetime.now(datetime.timezone.utc)
-    return when.astimezone().isoformat(timespec="seconds")
 
 
 def leftover_partials(backup_dir):
@@ -505,10 +497,11 @@ def run_backup(spec):
     The caller holds the directory lock.
     """
     directory = spec["backup_dir"]
-    started = datetime.datetime.now(datetime.timezone.utc)
+    started = times.now_utc()
     t0 = time.monotonic()
     name = backup_name(spec["prefix"], started.astimezone(), spec["format"], spec["compression"])
     tmp = os.path.join(directory, ".%s%s" % (name, PARTIAL_SUFFIX))
+    roles_tmp = os.path.join(directory, ".%s%s%s" % (name, roles.SUFFIX, PARTIAL_SUFFIX))
     session = SnapshotSession(spec["container"], spec["database"], spec["user"])
     counter = None
     fd = None
@@ -569,11 +562,21 @@ def run_backup(spec):
             checks += verify_sha256(tmp, sha256)
         else:
             checks, uncompressed = verify(tmp, spec["format"], spec["compression"], sha256, spec["container"])
-        verified_at = datetime.datetime.now(datetime.timezone.utc)
+        roles_block = None
+        if spec.get("roles", True):
+            roles_block = dump_roles(spec, roles_tmp)
+        verified_at = times.now_utc()
         if os.environ.get(CRASH_HOOK) == "1":
             os.kill(os.getpid(), 9)
         final = link_no_clobber(tmp, directory, name)
-        manifest.fsync_dir(directory)
+        if roles_block is not None:
+            try:
+                os.rename(roles_tmp, roles.path_for(os.path.join(directory, final)))
+            except OSError as exc:
+                os.unlink(os.path.join(directory, final))  # our own file of a moment ago: no half backup
+                raise BackupError("roles", "cannot name the roles file: %s" % (exc.strerror or exc)) from exc
+            roles_block["file"] = os.path.basename(roles.path_for(final))
+        files.fsync_dir(directory)
     except BaseException:
         if counter is not None and counter.is_alive():
             session.abort()
@@ -581,10 +584,11 @@ def run_backup(spec):
         session.abort()
         if fd is not None:
             os.close(fd)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        for leftover in (tmp, roles_tmp):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
         raise
-    ended = datetime.datetime.now(datetime.timezone.utc)
+    ended = times.now_utc()
     path = os.path.join(directory, final)
     counts = counter.counts if counter is not None else {}
     data = {
@@ -594,8 +598,8 @@ def run_backup(spec):
         "container": spec["container"],
         "server_version": server_version,
         "server_version_num": int(server_version_num),
-        "start": now_iso(started),
-        "end": now_iso(ended),
+        "start": times.now_iso(started),
+        "end": times.now_iso(ended),
         "duration_seconds": round(time.monotonic() - t0, 3),
         "size": size,
         "uncompressed_size": uncompressed,
@@ -611,11 +615,43 @@ def run_backup(spec):
         "counts": counts,
         "counts_total": sum(counts.values()),
         "verified": True,
-        "verified_at": now_iso(verified_at),
+        "verified_at": times.now_iso(verified_at),
         "checks": checks,
         "restore_hint": restore_hint(final, spec),
     }
+    if roles_block is not None:
+        data["roles"] = roles_block
     return data
+
+
+def dump_roles(spec, tmp):
+    """``pg_dumpall --roles-only`` inside the container into ``tmp`` (0600), fsynced and verified.
+
+    Returns the manifest's ``roles`` block (see :mod:`roles`); raises BackupError at stage ``roles``.
+    """
+    passwords = spec.get("role_auth", "hashes") == "hashes"
+    argv = roles.dump_argv(spec["container"], spec["user"], passwords)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        proc = runner.spawn(argv, stdin=runner.DEVNULL, stdout=fd)
+        _, err = proc.communicate()
+        if proc.returncode != 0:
+            raise BackupError(
+                "roles",
+                "pg_dumpall --roles-only exited %s: %s (the connecting role must be a superuser to read "
+                "password hashes; set datasafe_backup_role_passwords false otherwise)"
+                % (proc.returncode, err.decode("utf-8", "replace").strip() or "no error output"),
+            )
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    with open(tmp, "rb") as handle:
+        data = handle.read()
+    try:
+        names = roles.verify_text(data.decode("utf-8"))
+    except (roles.RolesError, UnicodeDecodeError) as exc:
+        raise BackupError("roles", "the roles dump does not verify: %s" % exc) from exc
+    return roles.manifest_block(tmp, data, passwords, names)
 
 
 def restore_hint(name, spec):

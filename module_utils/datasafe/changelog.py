@@ -30,6 +30,11 @@ def human_time(now):
     return now.strftime("%a %b %e %H:%M:%S %Z %Y").replace("  ", " ")
 
 
+def json_log_path(text_path):
+    """The JSON log beside a human change log: ``~/change-log.txt`` -> ``~/change-log.jsonl``."""
+    return os.path.splitext(text_path)[0] + ".jsonl"
+
+
 def record(text_path, json_path, action, message, outcome, **fields):
     """Append one event to both logs and return it as written to the JSON log."""
     now = datetime.datetime.now(datetime.timezone.utc).astimezone()

@@ -2,14 +2,15 @@
 
 Everything here builds argv lists (never a shell string) for ``docker exec``, so the client
 always has the server's own version and nothing is interpolated by a shell. Functions take
-a ``run`` callable ``run(argv, data=None) -> (rc, stdout, stderr)``: modules pass
-:func:`module_runner`, tests and the CLI use :func:`subprocess_runner`.
+a ``run`` callable of :mod:`runner`'s signature: modules pass ``runner.for_module(module)``,
+tests and the CLI ``runner.run``.
 """
 
 import csv
 import io
 import re
-import subprocess
+
+from ansible.module_utils.datasafe import runner
 
 # PostgreSQL identifiers as datasafe accepts them in its own configuration: plain names,
 # optionally schema-qualified. Anything else is refused rather than quoted cleverly.
@@ -24,18 +25,9 @@ class ContainerError(Exception):
         super().__init__("%s failed (exit %s): %s" % (stage, rc, self.stderr or "no error output"))
 
 
-def subprocess_runner(argv, data=None, env=None):
-    proc = subprocess.run(argv, input=data, capture_output=True, text=True, env=env, check=False)
-    return proc.returncode, proc.stdout, proc.stderr
-
-
-def module_runner(module):
-    """Adapt AnsibleModule.run_command to the ``run`` signature."""
-
-    def run(argv, data=None):
-        return module.run_command(argv, data=data, binary_data=False, encoding="utf-8")
-
-    return run
+# The runner's two implementations under the names the modules and tests know (see runner.py).
+subprocess_runner = runner.run
+module_runner = runner.for_module
 
 
 def quote_ident(name):

@@ -2,21 +2,30 @@
 
 Every backup ``<dir>/<name>`` has a manifest ``<dir>/<name>.json`` (mode 0600), written only
 after the backup was verified. This module is the read side every role uses (backup,
-retention, off-site, restore) and the atomic write the backup module uses. A file with no
-manifest, a manifest with ``verified`` false, or a size or sha256 that no longer matches is
-never a good backup.
+retention, off-site, restore, break-glass) and the atomic write the backup module uses. A file
+with no manifest, a manifest with ``verified`` false, or a size or sha256 that no longer
+matches is never a good backup. The verdict is :func:`judge` (one backup) and :func:`verdicts`
+(a directory, newest first by the manifest's end time, which is the truth; a file's mtime is
+not); :func:`newest_verified` and break-glass both read it.
 """
 
 import datetime
-import hashlib
 import json
 import os
+
+from ansible.module_utils.datasafe import files, times
 
 # What datasafe names its backups, longest first (".sql.gz" before ".sql").
 SUFFIXES = (".sql.gz", ".sql.zst", ".dump", ".sql")
 MANIFEST_SUFFIX = ".json"
 REQUIRED = ("file", "path", "database", "start", "end", "size", "sha256", "format", "compression", "kind", "verified")
-CHUNK = 1 << 20
+# A manifest whose end lies further ahead than this is not evidence of a fresh backup.
+FUTURE_SLACK = datetime.timedelta(minutes=1)
+
+# The file and time helpers live in files.py and times.py; these names are kept for callers.
+parse_time = times.parse_time
+sha256_file = files.sha256_file
+fsync_dir = files.fsync_dir
 
 
 class ManifestError(Exception):
@@ -32,39 +41,9 @@ def is_backup_name(name):
     return not name.startswith(".") and name.endswith(SUFFIXES)
 
 
-def parse_time(text):
-    """An ISO 8601 time with its timezone, as the manifest stores it."""
-    when = datetime.datetime.fromisoformat(text)
-    if when.tzinfo is None:
-        raise ValueError("%r has no timezone" % text)
-    return when
-
-
-def fsync_dir(directory):
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write(path, data):
-    """Write JSON to ``path`` atomically: temporary file, fsync, rename, fsync the directory."""
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, ".%s.tmp-%d" % (os.path.basename(path), os.getpid()))
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        try:
-            os.write(fd, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    fsync_dir(directory)
+    """Write a manifest to ``path`` atomically (mode 0600): temporary file, fsync, rename, fsync the directory."""
+    files.write_json(path, data)
 
 
 def load(path):
@@ -87,14 +66,6 @@ def load(path):
     except (TypeError, ValueError) as exc:
         raise ManifestError("manifest %s has a bad start or end time: %s" % (path, exc)) from exc
     return data
-
-
-def sha256_file(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _entry(directory, name, manifest, problem):
@@ -160,12 +131,36 @@ def _classify(directory, name, has_manifest):
         return _entry(directory, name, None, str(exc))
     entry = _entry(directory, name, manifest, None)
     if manifest.get("verified") is not True:
-        entry["problem"] = "manifest says verified is %r: not a good backup" % manifest.get("verified")
+        said = manifest.get("verified")
+        entry["problem"] = "not verified (the manifest says verified is %r): not a good backup" % said
     elif manifest.get("file") != name:
         entry["problem"] = "manifest describes %r, not %r" % (manifest.get("file"), name)
     elif entry["size"] is not None and entry["size"] != manifest.get("size"):
         entry["problem"] = "size %s differs from the manifest's %s" % (entry["size"], manifest.get("size"))
     return entry
+
+
+def companions(entry):
+    """Paths of the files that belong to a backup besides its manifest (the roles file), existing or not."""
+    block = (entry.get("manifest") or {}).get("roles")
+    if isinstance(block, dict) and block.get("file"):
+        return [os.path.join(os.path.dirname(entry["path"]), os.path.basename(block["file"]))]
+    return []
+
+
+def verify_companions(entry):
+    """Size and sha256 of each companion file against the manifest; a list of problems."""
+    problems = []
+    block = (entry.get("manifest") or {}).get("roles")
+    for path in companions(entry):
+        try:
+            size = os.path.getsize(path)
+        except OSError as exc:
+            problems.append("roles file %s: %s" % (path, exc.strerror or exc))
+            continue
+        if size != block.get("size") or sha256_file(path) != block.get("sha256"):
+            problems.append("roles file %s no longer matches its manifest (size or sha256)" % path)
+    return problems
 
 
 def verify_file(entry):
@@ -189,7 +184,56 @@ def verify_file(entry):
                 "sha256 %s differs from the manifest's %s: the file changed after it was verified"
                 % (actual, manifest["sha256"])
             )
+        problems += verify_companions(entry)
     return problems
+
+
+def _human(seconds):
+    seconds = int(seconds)
+    if seconds < 120:
+        return "%d s" % seconds
+    if seconds < 7200:
+        return "%d min" % (seconds // 60)
+    return "%.1f h" % (seconds / 3600.0)
+
+
+def judge(entry, database=None, kind=None, max_age_seconds=None, now=None, known_good=()):
+    """The verdict on one listed backup: why it is not a good backup (an empty list: it is one).
+
+    A good backup has a readable, complete manifest that says ``verified``, describes this
+    file, and matches the file's size and sha256 (re-read here unless ``entry["path"]`` is in
+    ``known_good``, paths the caller re-checked moments ago). ``database`` and ``kind`` (a
+    string or a list of kinds) narrow what the caller accepts. With ``max_age_seconds`` the
+    manifest's end must be younger than that and not in the future (clock skew or a forged
+    manifest make an age meaningless).
+    """
+    if entry["problem"] or entry["manifest"] is None:
+        return [entry["problem"] or "no manifest"]
+    if database is not None and entry["database"] != database:
+        return ["backup of database %r, not %r" % (entry["database"], database)]
+    kinds = [kind] if isinstance(kind, str) else kind
+    if kinds is not None and entry["kind"] not in kinds:
+        return ["a %s backup, not %s" % (entry["kind"], " or ".join(kinds))]
+    if max_age_seconds is not None:
+        now = now or times.now_utc()
+        age = now - entry["end"]
+        if age.total_seconds() > max_age_seconds:
+            return ["too old: finished %s ago" % _human(age.total_seconds())]
+        if age < -FUTURE_SLACK:
+            return ["'end' is in the future (%s); clock skew or a forged manifest" % entry["manifest"]["end"]]
+    if entry["path"] in known_good:
+        return []
+    return verify_file(entry)
+
+
+def verdicts(backup_dir, database=None, kind=None, max_age_seconds=None, now=None, known_good=()):
+    """``(entry, problems)`` for every backup in ``backup_dir``, newest first (see :func:`judge`).
+
+    A generator: a caller that stops at the first good backup re-reads no older file.
+    """
+    now = now or times.now_utc()
+    for entry in list_backups(backup_dir):
+        yield entry, judge(entry, database, kind, max_age_seconds, now, known_good)
 
 
 def newest_verified(backup_dir, database=None, max_age_seconds=None, kind=None, now=None, known_good=()):
@@ -200,18 +244,8 @@ def newest_verified(backup_dir, database=None, max_age_seconds=None, kind=None, 
     before it the newest good backup. ``known_good`` are paths the caller re-checked itself
     moments ago (hashing a 1 GB backup twice costs a second and a half).
     """
-    now = now or datetime.datetime.now(datetime.timezone.utc)
-    kinds = [kind] if isinstance(kind, str) else kind
-    for entry in list_backups(backup_dir):
-        if entry["problem"] or entry["manifest"] is None:
-            continue
-        if database is not None and entry["database"] != database:
-            continue
-        if kinds is not None and entry["kind"] not in kinds:
-            continue
-        if max_age_seconds is not None and (now - entry["end"]).total_seconds() > max_age_seconds:
-            continue
-        if entry["path"] in known_good or not verify_file(entry):
+    for entry, problems in verdicts(backup_dir, database, kind, max_age_seconds, now, known_good):
+        if not problems:
             return entry
     return None
 

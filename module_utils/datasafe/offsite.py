@@ -17,16 +17,18 @@ Targets implement ``label``, ``state(entry, payload_name, encrypted)`` (``presen
 """
 
 import base64
-import datetime
 import hashlib
+import ipaddress
 import json
 import os
 import re
 import shlex
+import shutil
 import tempfile
 import time
+from urllib.parse import urlparse
 
-from ansible.module_utils.datasafe import changelog, manifest, metrics
+from ansible.module_utils.datasafe import changelog, files, ledger, manifest, metrics, runner, times
 
 CHUNK = 1024 * 1024
 AGE_MAGIC = b"age-encryption.org/v1\n"
@@ -93,27 +95,7 @@ def select(backups=(), backup_dir=None, database=None):
 # --------------------------------------------------------------------------- hashing
 
 
-def hash_file(path, drop_cache=False):
-    """``(size, sha256 hex)`` of a file read from start to end.
-
-    ``drop_cache`` asks the kernel to forget cached pages first, so a copy just written is
-    re-read from its storage rather than from memory (best effort: network filesystems may
-    still serve a client-side cache).
-    """
-    digest, size = hashlib.sha256(), 0
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if drop_cache and hasattr(os, "posix_fadvise"):
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        while True:
-            chunk = os.read(fd, CHUNK)
-            if not chunk:
-                break
-            digest.update(chunk)
-            size += len(chunk)
-    finally:
-        os.close(fd)
-    return size, digest.hexdigest()
+hash_file = files.hash_file  # (size, sha256 hex); the one home is files.py
 
 
 def check_local(entry):
@@ -196,7 +178,7 @@ def offsite_manifest(entry, payload_name, sha, size, encrypted, target_label, ex
         "source_sha256": entry["manifest"]["sha256"],
         "source_size": entry["manifest"]["size"],
         "target": target_label,
-        "copied_at": now_iso(),
+        "copied_at": times.now_iso(),
     }
     block.update(extra or {})
     data = dict(entry["manifest"])
@@ -223,8 +205,36 @@ def describes(remote, entry, payload_name, encrypted):
     return block.get("payload") == payload_name and bool(block.get("encrypted")) == bool(encrypted)
 
 
-def now_iso():
-    return datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat(timespec="seconds")
+def label_for(item):
+    """The label a target item (as in datasafe_offsite_targets) is known by in metrics and the ledger."""
+    kind = item.get("type")
+    if kind == "s3":
+        prefix = str(item.get("prefix") or "").strip("/")
+        return "s3://%s/%s" % (item.get("bucket"), prefix + "/" if prefix else "")
+    if kind == "dir":
+        return DirectoryTarget.label_for(item.get("path"))
+    if kind == "rsync":
+        dest = str(item.get("dest") or "")
+        return dest if dest.endswith("/") else dest + "/"
+    raise ValueError("off-site target type %r is not s3, dir or rsync" % (kind,))
+
+
+def record_ledger(result, label):
+    """Write every copy this run confirmed (copied or re-verified) into its backup directory's ledger."""
+    when = times.now_iso()
+    by_dir = {}
+    for row, how in [(c, "copied and verified") for c in result["copied"]] + [
+        (c, "found at the target and re-verified") for c in result["skipped"]
+    ]:
+        by_dir.setdefault(row["dir"], {})[row["file"]] = {
+            "payload": row["payload"],
+            "source_sha256": row["source_sha256"],
+            "size": row.get("size"),
+            "sha256": row.get("sha256"),
+            "verified_at": when,
+            "verified_by": how,
+        }
+    return [ledger.record(directory, label, rows) for directory, rows in sorted(by_dir.items())]
 
 
 def end_timestamp(summary):
@@ -254,7 +264,13 @@ def copy_backups(
     encrypted = bool(encrypt_with)
     for entry in entries:
         payload_name = entry["file"] + (".age" if encrypted else "")
-        summary = {"file": entry["file"], "payload": payload_name, "end": entry["manifest"].get("end")}
+        summary = {
+            "file": entry["file"],
+            "payload": payload_name,
+            "end": entry["manifest"].get("end"),
+            "dir": os.path.dirname(entry["path"]),
+            "source_sha256": entry["manifest"]["sha256"],
+        }
         if target.state(entry, payload_name, encrypted) == "present":
             result["skipped"].append(summary)
             continue
@@ -271,6 +287,7 @@ def copy_backups(
                 staged = payload = encrypt(run, entry["path"], staging_dir, encrypt_with, age=age)
             size, sha = hash_file(payload)
             extra = target.put_payload(payload, payload_name, sha, size) or {}
+            extra.update(_copy_companions(target, entry, encrypt_with, staging_dir, run, age))
             data = offsite_manifest(entry, payload_name, sha, size, encrypted, target.label, extra)
             target.put_manifest(data, payload_name + ".json")
         finally:
@@ -282,15 +299,46 @@ def copy_backups(
     return result
 
 
+def _copy_companions(target, entry, encrypt_with, staging_dir, run, age):
+    """Copy the backup's roles file (encrypted like the payload) before the manifest commits both."""
+    extra = {}
+    for path in manifest.companions(entry):
+        name = os.path.basename(path) + (".age" if encrypt_with else "")
+        staged = source = encrypt(run, path, staging_dir, encrypt_with, age=age) if encrypt_with else path
+        try:
+            size, sha = hash_file(source)
+            put = target.put_payload(source, name, sha, size) or {}
+        finally:
+            if encrypt_with:
+                os.unlink(staged)
+        extra["roles"] = {
+            "payload": name,
+            "size": size,
+            "sha256": sha,
+            "s3_checksum_sha256": put.get("s3_checksum_sha256"),
+        }
+    return extra
+
+
+def companion_problems(check, entry, block):
+    """Problems of the roles copy an off-site manifest describes; ``check(local, payload, size, sha, s3)``
+    is the target's own test of one stored object."""
+    roles = block.get("roles")
+    local = manifest.companions(entry)
+    if local and not isinstance(roles, dict):
+        return ["the off-site copy lacks the roles file"]
+    if not isinstance(roles, dict):
+        return []
+    return check(local[0] if local else None, roles.get("payload"), roles.get("size"), roles.get("sha256"), roles)
+
+
 # --------------------------------------------------------------------------- a plain directory
 
 
-def _fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _write_all(fd, chunk):
+    view = memoryview(chunk)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 class DirectoryTarget:
@@ -333,7 +381,15 @@ class DirectoryTarget:
         if not os.path.isfile(target_file):
             return "absent"
         size, sha = hash_file(target_file, drop_cache=True)
-        return "present" if (size, sha) == (remote["offsite"]["size"], remote["offsite"]["sha256"]) else "absent"
+        if (size, sha) != (remote["offsite"]["size"], remote["offsite"]["sha256"]):
+            return "absent"
+        return "absent" if companion_problems(self._object_problems, entry, remote["offsite"]) else "present"
+
+    def _object_problems(self, _local, name, size, sha, _block):
+        path = os.path.join(self.path, name or "")
+        if not name or not os.path.isfile(path):
+            return ["%s is missing" % path]
+        return [] if hash_file(path, drop_cache=True) == (size, sha) else ["%s does not verify" % path]
 
     def _write(self, name, source_path=None, data=None, sha=None):
         final = os.path.join(self.path, name)
@@ -359,7 +415,7 @@ class DirectoryTarget:
                 raise OffsiteError("verify copy", "%s re-read as sha256 %s, expected %s" % (final, got, sha))
             os.rename(tmp, final)
             tmp = None
-            _fsync_dir(self.path)
+            files.fsync_dir(self.path)
         except OSError as exc:
             raise OffsiteError("copy", "writing %s failed: %s" % (final, exc)) from exc
         finally:
@@ -372,6 +428,22 @@ class DirectoryTarget:
     def put_payload(self, path, name, sha, size):
         self._write(name, source_path=path, sha=sha)
         return {"verified_by": "re-read and sha256 at the destination"}
+
+    def names(self):
+        """Every file name at the target (for a recovery's listing)."""
+        return sorted(os.listdir(self.path))
+
+    def read_json(self, name):
+        return self._read_json(name)
+
+    def download(self, name, fd):
+        """Copy the stored object ``name`` into the open file ``fd``."""
+        try:
+            with open(os.path.join(self.path, name), "rb") as src:
+                for chunk in iter(lambda: src.read(CHUNK), b""):
+                    _write_all(fd, chunk)
+        except OSError as exc:
+            raise OffsiteError("fetch", "reading %s failed: %s" % (os.path.join(self.path, name), exc)) from exc
 
     def put_manifest(self, data, name):
         self._write(name, data=data, sha=hashlib.sha256(data).hexdigest())
@@ -444,8 +516,18 @@ class RsyncTarget:
         if encrypted:
             # age output is not reproducible, so there is no local file to compare against; the
             # manifest is written only after a verified copy, and the size must still match.
-            return "present" if self._remote_size(payload_name) == remote["offsite"]["size"] else "absent"
-        return "absent" if self._differs(entry["path"], payload_name) else "present"
+            if self._remote_size(payload_name) != remote["offsite"]["size"]:
+                return "absent"
+        elif self._differs(entry["path"], payload_name):
+            return "absent"
+        return "absent" if companion_problems(self._object_problems, entry, remote["offsite"]) else "present"
+
+    def _object_problems(self, local, name, size, _sha, block):
+        if not name:
+            return ["no payload name"]
+        if name.endswith(".age") or local is None:
+            return [] if self._remote_size(name) == size else ["%s%s size differs" % (self.dest, name)]
+        return ["%s%s differs" % (self.dest, name)] if self._differs(local, name) else []
 
     def _push(self, local_path, name):
         rc, _out, err = self._rsync("--checksum", "--perms", "--chmod=F600", "--", local_path, self.dest + name)
@@ -586,7 +668,13 @@ class S3Target:
         problems = self._matches(
             self.prefix + payload_name, block.get("size"), block.get("sha256"), str(block.get("s3_checksum_sha256", ""))
         )
+        problems = problems or companion_problems(self._object_problems, entry, block)
         return "absent" if problems else "present"
+
+    def _object_problems(self, _local, name, size, sha, block):
+        if not name:
+            return ["no payload name"]
+        return self._matches(self.prefix + name, size, sha, str(block.get("s3_checksum_sha256") or ""))
 
     def _extra(self, sha):
         args = {"ChecksumAlgorithm": "SHA256", "Metadata": {"sha256": sha}}
@@ -683,6 +771,58 @@ class S3Target:
     def put_manifest(self, data, name):
         self._upload(self.prefix + name, None, hashlib.sha256(data).hexdigest(), len(data), data=data)
 
+    def names(self):
+        """Every object name under the prefix (for a recovery's listing)."""
+        out, token = [], None
+        while True:
+            args = {"Bucket": self.bucket, "Prefix": self.prefix}
+            if token:
+                args["ContinuationToken"] = token
+            page = self._call("list target", "ListObjectsV2", self.client.list_objects_v2, **args)
+            out += [o["Key"][len(self.prefix) :] for o in page.get("Contents", [])]
+            if not page.get("IsTruncated"):
+                return sorted(n for n in out if n and "/" not in n)
+            token = page.get("NextContinuationToken")
+
+    def read_json(self, name):
+        return self._get_json(self.prefix + name)
+
+    def download(self, name, fd):
+        """Stream the object ``name`` into the open file ``fd``."""
+        body = self._call("fetch", "GetObject", self.client.get_object, Bucket=self.bucket, Key=self.prefix + name)[
+            "Body"
+        ]
+        for chunk in iter(lambda: body.read(CHUNK), b""):
+            _write_all(fd, chunk)
+
+
+# --------------------------------------------------------------------------- endpoints
+
+
+def _loopback(url):
+    host = urlparse(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def endpoint_problem(endpoint_url, validate_certs, allow_insecure):
+    """Why this endpoint is refused, or None. Backups are medical records: no plain http off the host."""
+    if allow_insecure:
+        return None
+    if endpoint_url and urlparse(endpoint_url).scheme not in ("https", "http"):
+        return "endpoint_url %s is not an http(s) URL" % endpoint_url
+    insecure = (endpoint_url and urlparse(endpoint_url).scheme == "http") or not validate_certs
+    if insecure and not (endpoint_url and _loopback(endpoint_url)):
+        return (
+            "plain http or validate_certs=false is only allowed for a loopback test endpoint (127.0.0.1); "
+            "use https with certificate checks, or set allow_insecure_endpoint if you really must"
+        )
+    return None
+
 
 # --------------------------------------------------------------------------- metrics
 
@@ -771,37 +911,41 @@ def common_argument_spec():
     )
 
 
-def _run_binary(module):
-    def run(argv, data=None):
-        return module.run_command(argv, data=data, binary_data=False, encoding="utf-8")
+class Failed(Exception):
+    """The off-site run failed; ``result`` is what the module returns with the failure."""
 
-    return run
+    def __init__(self, message, result):
+        super().__init__(message)
+        self.result = result
 
 
-def execute(module, make_target, label):
-    """Select, copy, verify, record metrics and the change log, and exit the module.
+def execute(params, make_target, label, check_mode=False, run=runner.run, which=shutil.which, warn=None):
+    """Select, copy, verify, record metrics and the change log; return the result or raise :class:`Failed`.
 
-    ``make_target(run)`` builds the target (it may raise OffsiteError for a bad destination);
-    ``label`` names the target in metrics and messages even when it cannot be built.
+    ``params`` are the module's options (see :func:`common_argument_spec`). ``make_target(run)``
+    builds the target (it may raise OffsiteError for a bad destination); ``label`` names the
+    target in metrics and messages even when it cannot be built. ``which`` finds a program on
+    the host; ``warn(text)`` reports a problem that does not fail the run.
     """
     started = time.time()
-    p = module.params
-    run = _run_binary(module)
+    p = params
     if not p["backups"] and not p["backup_dir"]:
-        module.fail_json(
-            msg="offsite: nothing to copy: name the backups (backups) or a backup_dir whose verified "
-            "backups are all copied"
+        raise Failed(
+            "offsite: nothing to copy: name the backups (backups) or a backup_dir whose verified "
+            "backups are all copied",
+            {},
         )
     age = None
     if p["encrypt"]:
         problems = check_recipients(p["age_recipients"])
         if problems:
-            module.fail_json(msg="offsite: " + "; ".join(problems))
-        age = module.get_bin_path("age")
+            raise Failed("offsite: " + "; ".join(problems), {})
+        age = which("age")
         if not age:
-            module.fail_json(
-                msg="offsite: encryption is on but the age program is not installed on %s: "
-                "install the Debian package age (apt-get install age)" % os.uname()[1]
+            raise Failed(
+                "offsite: encryption is on but the age program is not installed on %s: "
+                "install the Debian package age (apt-get install age)" % os.uname()[1],
+                {},
             )
     result = {
         "copied": [],
@@ -814,12 +958,12 @@ def execute(module, make_target, label):
         "target": label,
         "metrics_file": None,
     }
-    target, chosen = None, []
+    target, chosen, failure = None, [], None
     try:
         target = make_target(run)
         chosen, result["ignored"] = select(p["backups"], p["backup_dir"], p["database"])
         staging_dir = None
-        if p["encrypt"] and not module.check_mode and chosen:
+        if p["encrypt"] and not check_mode and chosen:
             staging_dir = staging(
                 p["staging_dir"]
                 or os.path.join(p["backup_dir"] or os.path.dirname(chosen[0]["path"]), ".offsite-staging")
@@ -829,30 +973,33 @@ def execute(module, make_target, label):
             chosen,
             encrypt_with=p["age_recipients"] if p["encrypt"] else None,
             staging_dir=staging_dir,
-            check_mode=module.check_mode,
+            check_mode=check_mode,
             run=run,
             result=result,
             age=age,
         )
     except OffsiteError as exc:
-        _finish(module, result, chosen, started, failure=exc)
+        failure = exc
     except OSError as exc:
-        _finish(module, result, chosen, started, failure=OffsiteError("copy", str(exc)))
-    _finish(module, result, chosen, started)
+        failure = OffsiteError("copy", str(exc))
+    return _finish(p, result, chosen, started, failure, check_mode, warn)
 
 
-def _finish(module, result, chosen, started, failure=None):
-    p = module.params
+def _finish(p, result, chosen, started, failure, check_mode, warn):
     confirmed = result["copied"] + result["skipped"]
-    result["changed"] = bool(result["would_copy"] if module.check_mode else result["copied"])
+    result["changed"] = bool(result["would_copy"] if check_mode else result["copied"])
     result["pending"] = [e["file"] for e in chosen if e["file"] not in {c["file"] for c in confirmed}]
     if failure is None and result["problems"]:
         failure = OffsiteError("check local backups", "; ".join(x["problem"] for x in result["problems"]))
     label = result["target"]
-    if module.check_mode:
+    if check_mode:
         if failure is not None:
-            module.fail_json(msg="offsite to %s would fail at %s" % (label, failure), **result)
-        module.exit_json(**result)
+            raise Failed("offsite to %s would fail at %s" % (label, failure), result)
+        return result
+    try:
+        result["ledger"] = record_ledger(result, label)
+    except (OSError, ledger.LedgerError) as exc:
+        failure = failure or OffsiteError("record ledger", str(exc))
     newest = [end_timestamp(e) for e in confirmed if e.get("end")]
     newest = max([t for t in newest if t is not None], default=None)
     if p["metrics_file"]:
@@ -869,10 +1016,10 @@ def _finish(module, result, chosen, started, failure=None):
                 encrypted=result["encrypted"],
             )
         except OSError as exc:
-            module.warn("offsite: could not write the metrics file %s: %s" % (p["metrics_file"], exc))
+            if warn:
+                warn("offsite: could not write the metrics file %s: %s" % (p["metrics_file"], exc))
     if p["change_log"] and (result["copied"] or failure is not None):
         log = os.path.abspath(os.path.expanduser(p["change_log"]))
-        json_log = os.path.splitext(log)[0] + ".jsonl"
         if failure is None:
             message = "Copied %d backup(s) off-site to %s, verified: %s" % (
                 len(result["copied"]),
@@ -883,7 +1030,7 @@ def _finish(module, result, chosen, started, failure=None):
             message = "Off-site copy to %s FAILED at %s; local backups untouched" % (label, failure)
         changelog.record(
             log,
-            json_log,
+            changelog.json_log_path(log),
             "offsite",
             message,
             "failed" if failure else "ok",
@@ -891,9 +1038,8 @@ def _finish(module, result, chosen, started, failure=None):
             copied=[c["payload"] for c in result["copied"]] or None,
         )
     if failure is not None:
-        module.fail_json(
-            msg="offsite to %s failed at %s (the local backups were only read, never changed)" % (label, failure),
-            stage=failure.stage,
-            **result,
+        raise Failed(
+            "offsite to %s failed at %s (the local backups were only read, never changed)" % (label, failure),
+            dict(result, stage=failure.stage),
         )
-    module.exit_json(**result)
+    return result

@@ -131,8 +131,12 @@ def make_backup(directory, name="lms_20260101.sql.gz", age_minutes=1, verified=T
     with open(path, "wb") as handle:
         handle.write(content)
     end = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=age_minutes)
-    manifest = {
+    manifest = {  # complete, as pg_backup writes it (manifest.REQUIRED)
         "file": name,
+        "path": path,
+        "start": end.isoformat(),
+        "format": "plain",
+        "compression": "gzip",
         "database": "lms_slncity",
         "verified": verified,
         "end": end.isoformat(),

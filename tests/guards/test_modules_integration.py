@@ -14,9 +14,8 @@ import json
 import os
 
 import pytest
-from ansible_run import run_playbook
 from guard_corpus import CMD_BENIGN, CMD_DESTRUCTIVE, SQL_BENIGN, SQL_DESTRUCTIVE
-from modharness import run_module
+from harness import run_module, run_playbook
 
 BATCH_BENIGN = 5  # benign entries of each corpus that also go through ansible-playbook
 
@@ -43,8 +42,12 @@ def manifest(backup_dir, name, age_minutes, verified=True):
     end = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=age_minutes)
     with open(os.path.join(backup_dir, name + ".json"), "w", encoding="utf-8") as handle:
         json.dump(
-            {
+            {  # complete, as pg_backup writes it (manifest.REQUIRED)
                 "file": name,
+                "path": os.path.join(backup_dir, name),
+                "start": end.isoformat(),
+                "format": "plain",
+                "compression": "gzip",
                 "database": "lms_slncity",
                 "verified": verified,
                 "end": end.isoformat(),
@@ -69,7 +72,8 @@ def forbidden_sql():
         ("sql-where-always-true", "WITH gone AS (DELETE FROM invoices WHERE true RETURNING id) SELECT 1"),
         ("sql-where-not-row-specific", "DELETE FROM invoices WHERE now() > '2000-01-01'"),
         ("sql-join-without-restriction", "DELETE FROM invoices i USING visits v WHERE i.visit_id = v.id"),
-        ("sql-dynamic", "DO $$ BEGIN EXECUTE 'TRUNCATE invoices'; END $$"),
+        ("sql-dynamic", "DO $$ BEGIN EXECUTE format('TRUNCATE %I', 'invoices'); END $$"),
+        ("sql-truncate", "DO $$ BEGIN EXECUTE 'TRUNCATE invoices'; END $$"),
         ("sql-copy-program", "COPY invoices TO PROGRAM 'rm -rf /var/lib/postgresql/data'"),
         ("sql-unparseable", "DELETE invoices"),
         ("sql-truncate", 'SELECT 1; /* */ tRuNcAtE "visits" CASCADE; SELECT 2'),
