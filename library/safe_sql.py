@@ -135,7 +135,7 @@ breakglass:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.datasafe import breakglass, container, continuous, guard, guard_sql, psql
+from ansible.module_utils.datasafe import breakglass, container, continuous, guard, guard_sql, psql, runner
 
 
 def main():
@@ -187,7 +187,7 @@ def main():
             # target (playbooks/recover.yml, target kind name); without it nothing is created.
             try:
                 point = continuous.create_restore_point(
-                    container.module_runner(module),
+                    runner.for_module(module),
                     p["container"],
                     p["database"],
                     p["user"],
@@ -200,7 +200,7 @@ def main():
     try:
         result.update(
             psql.execute(
-                container.module_runner(module),
+                runner.for_module(module),
                 p["container"],
                 p["database"],
                 p["user"],
