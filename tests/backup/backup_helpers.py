@@ -16,8 +16,8 @@ RUN_MODULE = os.path.join(HERE, "run_module.py")
 TRAILER = b"--\n-- PostgreSQL database dump complete\n--\n\n"
 
 
-def module_argv(name, args_file):
-    return [sys.executable, RUN_MODULE, name, str(args_file)]
+def module_argv(name, args_file, fault=None):
+    return [sys.executable, RUN_MODULE, name, str(args_file)] + ([fault] if fault else [])
 
 
 def write_args(tmp_path, args, check_mode=False, name="args.json"):
@@ -29,10 +29,13 @@ def write_args(tmp_path, args, check_mode=False, name="args.json"):
     return path
 
 
-def run_module(tmp_path, name, args, check_mode=False, env=None):
-    """Run library/<name>.py as a process; returns (exit code, result dict)."""
+def run_module(tmp_path, name, args, check_mode=False, env=None, fault=None):
+    """Run library/<name>.py as a process; returns (exit code, result dict).
+
+    ``fault`` injects one of run_module.FAULTS into the module's engine (e.g. crash-before-rename).
+    """
     path = write_args(tmp_path, args, check_mode, name="%s-args.json" % name)
-    proc = subprocess.run(module_argv(name, path), capture_output=True, text=True, env=env, check=False)
+    proc = subprocess.run(module_argv(name, path, fault), capture_output=True, text=True, env=env, check=False)
     try:
         result = json.loads(proc.stdout)
     except ValueError:
