@@ -41,9 +41,7 @@ import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "module_utils"))
-import ansible.module_utils  # noqa: E402
-
-ansible.module_utils.__path__.append(os.path.join(REPO, "module_utils"))
+import datasafe_path  # noqa: E402,F401
 from ansible.module_utils.datasafe import container, manifest, ready, restore  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

@@ -38,18 +38,8 @@ options:
     description: The compose service running PostgreSQL.
     type: str
     default: postgres
-  container:
-    description: The running PostgreSQL container.
-    type: str
-    required: true
   database:
     description: The database that will be backed up.
-    type: str
-    required: true
-  user:
-    description: Role psql connects as.
-    type: str
-    required: true
   data_pg_version:
     description: The data directory's PG_VERSION (as RV(stack_info.data_pg_version) returns it).
     type: str
@@ -61,6 +51,8 @@ options:
     description: Free space needed, as a multiple of the database size (a compressed dump is far smaller).
     type: float
     default: 1.0
+extends_documentation_fragment:
+  - datasafe
 attributes:
   check_mode:
     support: full
@@ -85,6 +77,13 @@ EXAMPLES = r"""
 RETURN = r"""
 compose_argv:
   description: The C(docker compose -p ... -f ...) argv for this stack, to extend with a subcommand.
+  returned: always
+  type: list
+  elements: str
+compose_files:
+  description:
+    - The compose files as absolute paths, datasafe's own override (continuous recovery) last
+      when it exists; pass these to every other compose call for the stack.
   returned: always
   type: list
   elements: str
@@ -145,7 +144,11 @@ def main():
     run = runner.for_module(module)
 
     base = compose.compose_argv(p["project"], p["compose_files"], p["compose_dir"])
-    result = dict(changed=False, compose_argv=base)
+    result = dict(
+        changed=False,
+        compose_argv=base,
+        compose_files=compose.effective_files(p["project"], p["compose_files"], p["compose_dir"]),
+    )
     problems = []
     try:
         result["image"] = compose.service_image(run, base, p["db_service"], env)

@@ -47,37 +47,8 @@ options:
     type: list
     elements: str
     default: []
-  backups:
-    description: Backups to copy (backup files or their C(.json) manifests). Each must be verified, or the task fails.
-    type: list
-    elements: path
-    default: []
-  backup_dir:
-    description: Also copy every verified backup in this directory that is not yet at the target.
-    type: path
-  database:
-    description: With O(backup_dir), only backups of this database.
-    type: str
-  encrypt:
-    description: Encrypt every payload with C(age) before it leaves the host; the plaintext is never copied.
-    type: bool
-    default: false
-  age_recipients:
-    description: age recipients (public keys C(age1...) or ssh public keys). Never logged.
-    type: list
-    elements: str
-    default: []
-  staging_dir:
-    description:
-      - Private (0700) directory for encrypted files before they are copied.
-      - Default C(<backup_dir>/.offsite-staging).
-    type: path
-  metrics_file:
-    description: Prometheus textfile to update with this target's samples (e.g. C(.../datasafe_offsite.prom)).
-    type: path
-  change_log:
-    description: The protocol's change log (C(~/change-log.txt)); JSON lines go to C(change-log.jsonl) beside it.
-    type: path
+extends_documentation_fragment:
+  - datasafe.offsite
 attributes:
   check_mode:
     support: full

@@ -57,38 +57,8 @@ options:
         is on loopback (a local test server). Set true to allow it anyway (not recommended).
     type: bool
     default: false
-  backups:
-    description: Backups to upload (backup files or their C(.json) manifests). Each must be verified, or the task fails.
-    type: list
-    elements: path
-    default: []
-  backup_dir:
-    description: Also upload every verified backup in this directory that is not yet in the bucket.
-    type: path
-  database:
-    description: With O(backup_dir), only backups of this database.
-    type: str
-  encrypt:
-    description: Encrypt every payload with C(age) before it leaves the host; the plaintext is never uploaded.
-    type: bool
-    default: false
-  age_recipients:
-    description: age recipients (public keys C(age1...) or ssh public keys). Never logged.
-    type: list
-    elements: str
-    default: []
-  staging_dir:
-    description:
-      - Private (0700) directory for encrypted files before they are uploaded.
-      - Default C(<backup_dir>/.offsite-staging).
-    type: path
-  metrics_file:
-    description: Prometheus textfile to update with this target's samples (e.g. C(.../datasafe_offsite.prom)).
-    type: path
-  change_log:
-    description: The protocol's change log (C(~/change-log.txt)); JSON lines go to C(change-log.jsonl) beside it.
-    type: path
 extends_documentation_fragment:
+  - datasafe.offsite
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -179,38 +149,11 @@ stage:
   type: str
 """
 
-import ipaddress
-from urllib.parse import urlparse
-
 from ansible.module_utils.datasafe import offsite, runner
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 MIN_PART = 5 * 1024 * 1024
-
-
-def _loopback(url):
-    host = urlparse(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def endpoint_problem(endpoint_url, validate_certs, allow_insecure):
-    """Why this endpoint is refused, or None. Backups are medical records: no plain http off the host."""
-    if allow_insecure:
-        return None
-    if endpoint_url and urlparse(endpoint_url).scheme not in ("https", "http"):
-        return "endpoint_url %s is not an http(s) URL" % endpoint_url
-    insecure = (endpoint_url and urlparse(endpoint_url).scheme == "http") or not validate_certs
-    if insecure and not (endpoint_url and _loopback(endpoint_url)):
-        return (
-            "plain http or validate_certs=false is only allowed for a loopback test endpoint (127.0.0.1); "
-            "use https with certificate checks, or set allow_insecure_endpoint if you really must"
-        )
-    return None
+endpoint_problem = offsite.endpoint_problem  # kept importable for the tests
 
 
 def main():

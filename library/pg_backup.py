@@ -31,18 +31,10 @@ description:
 version_added: "0.1.0"
 author: datasafe maintainers
 options:
-  container:
-    description: Name of the running PostgreSQL container.
-    type: str
-    required: true
   database:
     description: Database to back up.
-    type: str
-    required: true
   user:
     description: Role C(pg_dump) and C(psql) connect as (over the container's local socket).
-    type: str
-    required: true
   backup_dir:
     description: Directory for backups; created with mode 0700 (an existing one is tightened to 0700).
     type: path
@@ -127,6 +119,24 @@ options:
         the server's priority.
     type: int
     default: 0
+  roles:
+    description:
+      - Also save the cluster's roles (C(pg_dumpall --roles-only), inside the container) as
+        C(<backup>.roles), mode 0600, verified (trailer, every statement a role statement,
+        sha256) and recorded in the manifest's C(roles) block. Every restore path creates the
+        roles a server lacks from it before loading, and never alters existing ones.
+    type: bool
+    default: true
+  role_auth:
+    description:
+      - V(hashes) keeps the roles' password hashes (SCRAM verifiers, never clear text) in the roles
+        file, so the application logs in on a new machine. V(none) runs C(pg_dumpall
+        --no-role-passwords), and re-created login roles have no password until an operator sets one.
+    type: str
+    choices: [hashes, none]
+    default: hashes
+extends_documentation_fragment:
+  - datasafe
 attributes:
   check_mode:
     support: full
@@ -265,6 +275,8 @@ def main():
             lock_timeout=dict(type="int", default=0),
             lock_wait_timeout=dict(type="int", default=120),
             nice=dict(type="int", default=0),
+            roles=dict(type="bool", default=True),
+            role_auth=dict(type="str", choices=["hashes", "none"], default="hashes"),
         ),
         supports_check_mode=True,
     )

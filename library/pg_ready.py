@@ -16,18 +16,10 @@ description:
 version_added: "0.3.0"
 author: datasafe maintainers
 options:
-  container:
-    description: Name of the PostgreSQL container.
-    type: str
-    required: true
   database:
     description: Database to wait for.
-    type: str
-    required: true
   user:
     description: Database role C(pg_isready) asks as.
-    type: str
-    required: true
   timeout:
     description: Seconds to wait before failing.
     type: int
@@ -36,6 +28,8 @@ options:
     description: Seconds between two polls.
     type: float
     default: 0.5
+extends_documentation_fragment:
+  - datasafe
 attributes:
   check_mode:
     support: full

@@ -24,20 +24,12 @@ description:
 version_added: "0.1.0"
 author: datasafe maintainers
 options:
-  container:
-    description: Name of the running PostgreSQL container.
-    type: str
-    required: true
   user:
     description: Role that connects (over the container's local socket) and owns the new database.
-    type: str
-    required: true
   database:
     description:
       - The live database the backup is restored beside. It is only read (its owner,
         encoding and locale are copied); it may be missing after a disaster.
-    type: str
-    required: true
   backup:
     description: Path of the backup file on the host; its manifest is C(<backup>.json).
     type: path
@@ -101,6 +93,8 @@ options:
         to accept connections; 0 does not wait. A server that answers at once is not probed.
     type: int
     default: 60
+extends_documentation_fragment:
+  - datasafe
 attributes:
   check_mode:
     support: full
@@ -278,7 +272,9 @@ def outcome(run, p, backup, new_db, entry, tables, result):
             % (os.path.basename(backup), new_db, p["database"], new_db, exc),
         )
         return result
-    result.update(changed=True, counts=done["counts"], problems=done["problems"], like=done["like"])
+    result.update(
+        changed=True, counts=done["counts"], problems=done["problems"], like=done["like"], roles=done.get("roles")
+    )
     if done["problems"]:
         result.update(
             failed=True,

@@ -24,18 +24,10 @@ description:
 version_added: "0.1.0"
 author: datasafe maintainers
 options:
-  container:
-    description: Name of the running PostgreSQL container.
-    type: str
-    required: true
   user:
     description: Role that connects over the container's local socket (must own both databases or be superuser).
-    type: str
-    required: true
   database:
     description: The live database name the application uses.
-    type: str
-    required: true
   restored:
     description: The restored database to put in its place.
     type: str
@@ -80,6 +72,8 @@ options:
     description: Start C(ANALYZE) of the swapped-in database in the background after the swap (see above).
     type: bool
     default: false
+extends_documentation_fragment:
+  - datasafe
 attributes:
   check_mode:
     support: full

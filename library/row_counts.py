@@ -16,18 +16,8 @@ description:
 version_added: "0.1.0"
 author: datasafe maintainers
 options:
-  container:
-    description: Name of the running PostgreSQL container.
-    type: str
-    required: true
   database:
     description: Database to count in.
-    type: str
-    required: true
-  user:
-    description: Database role C(psql) connects as (over the container's local socket).
-    type: str
-    required: true
   tables:
     description:
       - Tables to count, plain names or C(schema.table).
@@ -57,6 +47,8 @@ options:
     description: A name for this snapshot (for example C(after down)), repeated in messages.
     type: str
     default: snapshot
+extends_documentation_fragment:
+  - datasafe
 attributes:
   check_mode:
     support: full

@@ -67,34 +67,8 @@ options:
         the inventory variable C(datasafe_guard_deny_rules). Each is a mapping with C(id), either
         C(regex) or C(argv_prefix), C(reason), C(instead), and C(applies_to) (C(cmd), or C(sql)
         for SQL given to psql).
-    type: list
-    elements: dict
-    default: []
-  allow_destructive:
-    description:
-      - Break-glass. Run a command the guard refuses, only if a verified backup younger than
-        O(breakglass_max_age) minutes exists in O(backup_dir). Requires O(reason).
-    type: bool
-    default: false
-  reason:
-    description: Why the destruction is necessary; written to the change log. Required with O(allow_destructive).
-    type: str
-  backup_dir:
-    description: Where backups and their C(<file>.json) manifests are.
-    type: path
-    default: ~/backups
-  breakglass_max_age:
-    description: Age limit in minutes of the verified backup break-glass requires.
-    type: int
-    default: 15
-  change_log:
-    description: The human change log break-glass uses are appended to.
-    type: path
-    default: ~/change-log.txt
-  change_log_json:
-    description: The JSON-lines change log break-glass uses are appended to.
-    type: path
-    default: ~/change-log.jsonl
+extends_documentation_fragment:
+  - datasafe.breakglass
 attributes:
   check_mode:
     support: full

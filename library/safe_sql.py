@@ -21,20 +21,8 @@ description:
 version_added: "0.1.0"
 author: datasafe maintainers
 options:
-  container:
-    description: Name of the running PostgreSQL container.
-    type: str
-    required: true
   database:
     description: Database to run the SQL in.
-    type: str
-    required: true
-  user:
-    description:
-      - Database role C(psql) connects as, over the container's local socket; no password is
-        passed (none appears in argv, output or logs).
-    type: str
-    required: true
   sql:
     description: The SQL to run, one or more statements.
     type: str
@@ -54,34 +42,9 @@ options:
       - Project deny rules added to the built-in ones (which cannot be removed), usually from
         the inventory variable C(datasafe_guard_deny_rules). Each is a mapping with C(id),
         C(regex), C(reason), C(instead) and C(applies_to=sql); command rules are ignored here.
-    type: list
-    elements: dict
-    default: []
-  allow_destructive:
-    description:
-      - Break-glass. Run SQL the guard refuses, only if a verified backup younger than
-        O(breakglass_max_age) minutes exists in O(backup_dir). Requires O(reason).
-    type: bool
-    default: false
-  reason:
-    description: Why the destruction is necessary; written to the change log. Required with O(allow_destructive).
-    type: str
-  backup_dir:
-    description: Where backups and their C(<file>.json) manifests are.
-    type: path
-    default: ~/backups
-  breakglass_max_age:
-    description: Age limit in minutes of the verified backup break-glass requires.
-    type: int
-    default: 15
-  change_log:
-    description: The human change log break-glass uses are appended to.
-    type: path
-    default: ~/change-log.txt
-  change_log_json:
-    description: The JSON-lines change log break-glass uses are appended to.
-    type: path
-    default: ~/change-log.jsonl
+extends_documentation_fragment:
+  - datasafe
+  - datasafe.breakglass
 attributes:
   check_mode:
     support: full
@@ -171,77 +134,8 @@ breakglass:
   type: dict
 """
 
-import csv
-import io
-import uuid
-
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.datasafe import breakglass, container, guard, guard_sql
-
-DML = ("InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt")
-# Statements that only touch the session, never stored data or schema.
-SESSION_ONLY = (
-    "SelectStmt",
-    "VariableSetStmt",
-    "VariableShowStmt",
-    "TransactionStmt",
-    "ExplainStmt",
-    "PrepareStmt",
-    "DeallocateStmt",
-    "ListenStmt",
-    "UnlistenStmt",
-    "NotifyStmt",
-    "DiscardStmt",
-    "CheckPointStmt",
-    "LockStmt",
-    "DeclareCursorStmt",
-    "FetchStmt",
-    "ClosePortalStmt",
-)
-
-
-def build_script(kinds, marker, wrap):
-    """psql input: each statement between two \\echo markers, the second carrying :ROW_COUNT."""
-    lines = []
-    if wrap:
-        lines.append("BEGIN;")
-    for i, kind in enumerate(kinds):
-        lines.append("\\echo %s start %d" % (marker, i))
-        # the newline before ';' keeps a trailing -- comment from swallowing it
-        lines.append(kind["statement"] + "\n;")
-        lines.append("\\echo %s end %d :ROW_COUNT" % (marker, i))
-    if wrap:
-        lines.append(wrap + ";")
-    return "\n".join(lines) + "\n"
-
-
-def parse_output(out, marker, kinds):
-    """Split psql's CSV output by markers into per-statement row counts and rows."""
-    results, current, buffer = [], None, []
-    for line in out.splitlines():
-        if line.startswith(marker + " "):
-            parts = line.split()
-            if parts[1] == "start":
-                current, buffer = int(parts[2]), []
-            elif parts[1] == "end" and current is not None:
-                rows = list(csv.reader(io.StringIO("\n".join(buffer))))
-                header, data = (rows[0], rows[1:]) if rows else ([], [])
-                count = int(parts[3]) if len(parts) > 3 and parts[3].isdigit() else None
-                results.append(dict(kinds[current], row_count=count, rows=[dict(zip(header, r)) for r in data]))
-                current = None
-            continue
-        if current is not None:
-            buffer.append(line)
-    return results, current
-
-
-def statement_changed(stmt):
-    """Did this statement change stored data or schema? (honest ``changed``)"""
-    if stmt["read_only"]:
-        return False
-    if stmt["type"] in DML or stmt["type"] == "CopyStmt":
-        return bool(stmt.get("row_count"))
-    return stmt["type"] not in SESSION_ONLY or stmt["type"] in ("ExplainStmt", "SelectStmt")
+from ansible.module_utils.datasafe import breakglass, guard, guard_sql, psql, runner
 
 
 def main():
@@ -289,54 +183,26 @@ def main():
     if evidence:
         result["breakglass"] = evidence
 
-    kinds = guard_sql.statement_kinds(sql)
-    if not kinds:
-        module.exit_json(msg="no SQL statements to run", **result)
-    wrappable = all(k["transactional"] for k in kinds)
-    would_change = not all(k["read_only"] or k["type"] in SESSION_ONLY for k in kinds)
-    if module.check_mode and not wrappable:
+    try:
         result.update(
-            changed=would_change,
-            statements=[dict(k, row_count=None, rows=[]) for k in kinds],
-            msg="check mode: not run, because it cannot be rolled back (statements that cannot run "
-            "in a transaction, or BEGIN/COMMIT of its own)",
+            psql.execute(
+                runner.for_module(module),
+                p["container"],
+                p["database"],
+                p["user"],
+                guard_sql.statement_kinds(sql),
+                single_transaction=p["single_transaction"],
+                check_mode=module.check_mode,
+            )
         )
-        module.exit_json(**result)
-
-    if module.check_mode:
-        wrap = "ROLLBACK"
-    else:
-        wrap = "COMMIT" if (p["single_transaction"] and wrappable) else None
-    marker = "__datasafe_%s__" % uuid.uuid4().hex
-    script = build_script(kinds, marker, wrap)
-    argv = container.psql_argv(p["container"], p["database"], p["user"], extra=["--csv"])
-    run = container.module_runner(module)
-    rc, out, err = run(argv, data=script)
-    statements, unfinished = parse_output(out, marker, kinds)
-    result.update(
-        executed=True,
-        statements=statements,
-        transaction={"ROLLBACK": "rollback", "COMMIT": "commit", None: "none"}[wrap],
-    )
-    result["rows_affected"] = sum(s["row_count"] or 0 for s in statements if s["type"] in DML)
-    if rc != 0:
-        failed_at = unfinished if unfinished is not None else len(statements)
-        # Inside a wrapping transaction a failure undoes everything; without one, earlier statements stay done.
-        kept = [] if wrap else statements
-        result["changed"] = any(statement_changed(s) for s in kept) and not module.check_mode
-        breakglass.log_outcome(p, "safe_sql", evidence, "failed", module.check_mode, rc=rc)
-        module.fail_json(
-            msg="psql failed (exit %d) at statement %d of %d: %s"
-            % (rc, failed_at + 1, len(kinds), (err or "").strip() or "no error output"),
-            rc=rc,
-            stderr=err,
-            failed_statement=kinds[min(failed_at, len(kinds) - 1)]["statement"],
-            **result,
+    except psql.StatementFailed as exc:
+        result.update(exc.result)
+        breakglass.log_outcome(p, "safe_sql", evidence, "failed", module.check_mode, rc=exc.result["rc"])
+        module.fail_json(msg=str(exc), **result)
+    if result["executed"]:
+        breakglass.log_outcome(
+            p, "safe_sql", evidence, "succeeded", module.check_mode, rows_affected=result["rows_affected"]
         )
-    result["changed"] = any(statement_changed(s) for s in statements)
-    breakglass.log_outcome(
-        p, "safe_sql", evidence, "succeeded", module.check_mode, rows_affected=result["rows_affected"]
-    )
     module.exit_json(**result)
 
 

@@ -30,19 +30,6 @@ description:
 version_added: "0.2.0"
 author: datasafe maintainers
 options:
-  project_src:
-    description: Directory of the compose project (its files are relative to it).
-    type: path
-    required: true
-  project_name:
-    description: Compose project name.
-    type: str
-    required: true
-  files:
-    description: Compose files, relative to O(project_src) or absolute.
-    type: list
-    elements: str
-    default: [docker-compose.yml]
   database:
     description: The PostgreSQL service to start first and prove before anything else starts.
     type: dict
@@ -139,15 +126,14 @@ options:
             that healthcheck meanwhile (C(stack_info)'s O(ignore:wait_healthy)). V(0) judges at once.
         type: int
         default: 0
+extends_documentation_fragment:
+  - datasafe.compose
 attributes:
   check_mode:
     support: full
     description: In check mode nothing runs; the commands that would run are returned.
   diff_mode:
     support: none
-notes:
-  - The compose variables (project name overrides, ports, image tags) come from the task's
-    C(environment), as for community.docker.docker_compose_v2.
 seealso:
   - module: community.docker.docker_compose_v2
 """
@@ -227,128 +213,14 @@ stack:
   type: dict
 """
 
-import re
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import compose, container, counts, ready, stack
-
-_SERVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-def up_argv(base, services, dependencies=True):
-    argv = base + ["up", "--detach", "--no-build", "--pull", "never"]
-    if not dependencies:
-        argv.append("--no-deps")
-    return argv + list(services)
-
-
-class Starter:
-    def __init__(self, module):
-        self.module, self.p, self.run = module, module.params, module.run_command
-        self.result = dict(changed=False, commands=[], waited={}, problems=[], containers=[])
-
-    def fail(self, msg):
-        self.module.fail_json(msg="stack_start: %s" % msg, **self.result)
-
-    def up(self, argv, services):
-        """Run ``up``; returns a callable naming the started containers (asked only when needed,
-        so the fast path spends no time on it)."""
-        self.result["changed"] = True
-        rc, out, err = self.run(argv)
-        if rc != 0:
-            self.fail("docker compose up failed (exit %s): %s" % (rc, (err or out).strip()))
-        return lambda: self.containers(services)
-
-    def containers(self, services, first=()):
-        """The containers of ``services`` (every service when none is named), ``first`` before them."""
-        try:
-            present = stack.project_containers(self.run, self.p["project_name"])
-        except stack.DockerError as exc:
-            self.fail(str(exc))
-        order = list(first) + [s for s in (services or sorted(present)) if s not in first]
-        names = [present[s]["container"] for s in order if s in present]
-        self.result["containers"] += [n for n in names if n not in self.result["containers"]]
-        return names
-
-    def wait(self, key, what, probe, watch):
-        try:
-            self.result["waited"][key] = ready.wait_for(
-                what, probe, self.run, watch=watch, timeout=self.p["wait_timeout"], interval=self.p["wait_interval"]
-            )
-        except ready.NotReady as exc:
-            self.fail("started, but %s" % exc)
-
-    def verify(self, v):
-        """The stack check of stack_info, after the start; a problem fails the module."""
-        expected = v["volume_name"] or "%s_%s" % (self.p["project_name"], v["volume"])
-        try:
-            checked = stack.check(
-                self.run, self.p["project_name"], v["db_service"], expected, v["data_path"], True, v["wait_healthy"]
-            )
-        except stack.DockerError as exc:
-            self.fail("started, but the stack could not be read for its check: %s" % exc)
-        self.result["stack"] = checked
-        if checked["problems"]:
-            self.fail("started, but the stack check failed: %s" % "; ".join(checked["problems"]))
-
-    def database(self, db, argv):
-        watch = self.up(argv, [db["service"]])
-        self.wait(
-            "postgres",
-            "PostgreSQL in %s" % db["container"],
-            lambda: ready.pg_ready(self.run, db["container"], db["user"], db["name"]),
-            watch,
-        )
-        if not db["tables"]:
-            return
-        try:
-            snapshot = container.count_rows(
-                container.module_runner(self.module), db["container"], db["name"], db["user"], db["tables"]
-            )
-        except container.ContainerError as exc:
-            self.fail("could not count rows (%s) in %s/%s: %s" % (db["label"], db["container"], db["name"], exc))
-        self.result.update(counts=snapshot, total=sum(snapshot.values()))
-        if db["compare_to"] is not None:
-            self.result["problems"] = counts.compare(db["compare_to"], snapshot)
-            if self.result["problems"]:
-                self.fail(
-                    "row counts %s: %s; nothing else was started"
-                    % (db["label"], counts.describe(self.result["problems"]))
-                )
-
-
-def check_params(p):
-    """Every problem with the input, before anything runs."""
-    named = p["services"] + p["exclude_services"] + ([p["database"]["service"]] if p["database"] else [])
-    bad = [s for s in named if not _SERVICE.match(s)]
-    if bad:
-        raise ValueError("%r is not a compose service name: give names from the compose file" % bad[0])
-    if p["services"] and p["exclude_services"]:
-        raise ValueError("give services or exclude_services, not both")
-    if p["wait_timeout"] < 1 or not 0.01 <= p["wait_interval"] <= 10:
-        raise ValueError("wait_timeout must be at least 1 s and wait_interval 0.01 to 10 s")
-    if p["wait_url"] is not None:
-        ready.check_url(p["wait_url"])
-    verify = p["verify"]
-    if verify:
-        if not _SERVICE.match(verify["db_service"]):
-            raise ValueError("verify.db_service %r is not a compose service name" % verify["db_service"])
-        if verify["wait_healthy"] < 0:
-            raise ValueError("verify.wait_healthy must be 0 (judge at once) or a number of seconds")
-    db = p["database"]
-    if db:
-        for table in db["tables"]:
-            container.quote_ident(table)
-        if db["compare_to"] is not None:
-            db["compare_to"] = counts.snapshot(db["compare_to"], "database.compare_to")
+from ansible.module_utils.datasafe import runner, stack
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            project_src=dict(type="path", required=True),
-            project_name=dict(type="str", required=True),
-            files=dict(type="list", elements="str", default=["docker-compose.yml"]),
+            stack.compose_argument_spec(),
             database=dict(
                 type="dict",
                 options=dict(
@@ -382,36 +254,26 @@ def main():
     )
     p = module.params
     try:
-        check_params(p)
+        result = stack.start(
+            runner.for_module(module),
+            p["project_name"],
+            p["files"],
+            p["project_src"],
+            services=p["services"],
+            exclude_services=p["exclude_services"],
+            dependencies=p["dependencies"],
+            database=p["database"],
+            wait_url=p["wait_url"],
+            wait_timeout=p["wait_timeout"],
+            wait_interval=p["wait_interval"],
+            verify=p["verify"],
+            check_mode=module.check_mode,
+        )
     except ValueError as exc:
         module.fail_json(msg="stack_start: %s" % exc, changed=False)
-
-    base = compose.compose_argv(p["project_name"], p["files"], p["project_src"])
-    starter = Starter(module)
-    if p["exclude_services"]:
-        rc, out, err = module.run_command(base + ["config", "--services"])
-        if rc != 0:
-            starter.fail("docker compose config failed (exit %s): %s" % (rc, (err or out).strip()))
-        p["services"] = [s for s in out.split() if s not in p["exclude_services"]]
-    steps = []
-    if p["database"]:
-        steps.append(up_argv(base, [p["database"]["service"]]))
-    steps.append(up_argv(base, p["services"], p["dependencies"]))
-    starter.result["commands"] = steps
-    if module.check_mode:
-        starter.result["changed"] = True
-        module.exit_json(**starter.result)
-
-    if p["database"]:
-        starter.database(p["database"], steps[0])
-    watch = starter.up(steps[-1], p["services"])
-    if p["wait_url"]:
-        starter.wait("url", "GET %s" % p["wait_url"], lambda: ready.url_status(p["wait_url"]), watch)
-    # One listing for the result: the database first, then the services.
-    starter.containers(p["services"], first=[p["database"]["service"]] if p["database"] else [])
-    if p["verify"]:
-        starter.verify(p["verify"])
-    module.exit_json(**starter.result)
+    except stack.StackError as exc:
+        module.fail_json(msg="stack_start: %s" % exc, **exc.result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -13,15 +13,14 @@ is left to the runtime guard in safe_sql / safe_command, which sees the rendered
 import os
 import re
 import shlex
+import sys
 
-import ansible.module_utils
 from ansiblelint.rules import AnsibleLintRule
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The engine lives in ansible.module_utils.datasafe, exactly as the modules import it.
-if os.path.join(_REPO, "module_utils") not in ansible.module_utils.__path__:
-    ansible.module_utils.__path__.append(os.path.join(_REPO, "module_utils"))
-
+sys.path.insert(0, os.path.join(_REPO, "module_utils"))
+import datasafe_path  # noqa: E402,F401
 from ansible.module_utils.datasafe import guard_cmd, guard_sql  # noqa: E402
 
 _TEMPLATE = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)

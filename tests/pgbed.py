@@ -18,11 +18,11 @@ import sys
 import time
 import uuid
 
-import ansible.module_utils
-
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Modules import ansible.module_utils.datasafe.*, exactly as they do under Ansible.
-ansible.module_utils.__path__.append(os.path.join(REPO, "module_utils"))
+sys.path.insert(0, os.path.join(REPO, "module_utils"))
+import datasafe_path  # noqa: E402,F401
+
 sys.path.insert(0, os.path.join(REPO, "library"))
 
 from ansible.module_utils.datasafe import container  # noqa: E402

@@ -3,7 +3,7 @@
 import json
 
 from ansible.module_utils.datasafe import changelog
-from modharness import run_module
+from harness import run_module
 
 
 def test_a_multi_line_message_becomes_one_line(tmp_path):

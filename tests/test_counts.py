@@ -2,7 +2,7 @@
 
 import pytest
 from ansible.module_utils.datasafe import counts
-from modharness import run_module
+from harness import run_module
 from pgbed import CRITICAL_TABLES
 
 

@@ -215,8 +215,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # A writer process of its own: the engine imported as a module imports it, rounds started together.
 WRITER = """
 import os, sys, time
-import ansible.module_utils
-ansible.module_utils.__path__.append(os.path.join(sys.argv[1], "..", "module_utils"))
+sys.path.insert(0, os.path.join(sys.argv[1], "..", "module_utils"))
+import datasafe_path
 sys.path.insert(0, sys.argv[1])
 import test_metrics
 while not os.path.exists(sys.argv[3]):

@@ -15,7 +15,7 @@ import uuid
 import pytest
 from ansible.module_utils.datasafe import stack
 from fakes import FakeClock
-from modharness import run_module
+from harness import run_module
 from pgbed import docker, throwaway_labels
 
 IMAGE = "datasafe/python:3.11-bookworm"

@@ -14,7 +14,7 @@ import uuid
 import pytest
 from ansible.module_utils.datasafe import container, ready
 from fakes import FakeClock
-from modharness import run_module
+from harness import run_module
 from pgbed import CRITICAL_TABLES, LMS, REPO, free_port
 
 # --- pure logic ------------------------------------------------------------------------------

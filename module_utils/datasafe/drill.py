@@ -91,7 +91,9 @@ def restore_into_throwaway(run, p, selected, tables, result):
         done = restore.restore_beside(
             run, name, p["user"], p["database"], p["database"], entry, tables, p["maintenance_db"], analyze=False
         )
-        result.update(counts=done["counts"], problems=done["problems"], ok=not done["problems"])
+        result.update(
+            counts=done["counts"], problems=done["problems"], ok=not done["problems"], roles=done.get("roles")
+        )
         if done["problems"]:
             result["error"] = "restored counts do not match the manifest: %s" % restore.describe_problems(
                 done["problems"]

@@ -1,4 +1,5 @@
-"""What is true of a compose stack right now: its containers, and the database's volume.
+"""The compose stack: what is true of it right now (its containers, the database's volume), and
+starting and stopping it.
 
 Layer 1 of the protocol is the named volume ``postgres_data``. Compose names it
 ``<project>_postgres_data``; a changed project name silently creates a new, empty one, and
@@ -8,9 +9,10 @@ the database's mount is checked, not assumed.
 """
 
 import json
+import re
 import time
 
-from ansible.module_utils.datasafe import ready
+from ansible.module_utils.datasafe import compose, container, counts, ready
 
 PGDATA = "/var/lib/postgresql/data"
 
@@ -266,3 +268,245 @@ def check(run, project, db_service, expected_volume, data_path=PGDATA, require_r
         data_pg_version=data_pg_version,
         problems=problems,
     )
+
+
+# --------------------------------------------------------------------------- starting and stopping
+# Both build their command with compose.compose_argv (absolute -f, --project-directory): one
+# compose command line for the project, whoever starts or stops it. Neither ever builds, pulls,
+# creates a container it was not asked to, or removes anything.
+
+SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def compose_argument_spec():
+    """The options naming the compose project, as stack_start and stack_stop take them (their
+    documentation: the ``datasafe.compose`` doc fragment)."""
+    return dict(
+        project_src=dict(type="path", required=True),
+        project_name=dict(type="str", required=True),
+        files=dict(type="list", elements="str", default=["docker-compose.yml"]),
+    )
+
+
+class StackError(Exception):
+    """Starting or stopping failed; ``result`` holds what had happened until then (commands that
+    ran, seconds waited, counts taken), for the caller to report beside the message."""
+
+    def __init__(self, msg, result):
+        super().__init__(msg)
+        self.result = result
+
+
+def up_argv(base, services, dependencies=True):
+    argv = base + ["up", "--detach", "--no-build", "--pull", "never"]
+    if not dependencies:
+        argv.append("--no-deps")
+    return argv + list(services)
+
+
+def stop_argv(base, services):
+    """``docker compose stop -- SERVICE...``: it only stops. (community.docker's docker_compose_v2
+    state=stopped first runs ``up --no-start``, which recreates a container whose configuration
+    changed since it started; mid-restore that container is the database being loaded.)"""
+    return base + ["stop", "--"] + list(services)
+
+
+def _service_names(names):
+    bad = [s for s in names if not SERVICE_NAME.match(s)]
+    if bad:
+        raise ValueError("%r is not a compose service name: give names from the compose file" % bad[0])
+
+
+def running_services(run, project):
+    """The services of ``project`` whose container runs now (one ``docker ps``)."""
+    out = _docker(
+        run,
+        "ps",
+        "--filter",
+        "label=com.docker.compose.project=%s" % project,
+        "--filter",
+        "status=running",
+        "--format",
+        '{{.Label "com.docker.compose.service"}}',
+    )
+    return set(out.split())
+
+
+def stop(run, project, files, project_dir, services, check_mode=False):
+    """Stop the named ``services`` of the project (at least one: an empty list would stop every
+    service, the database too). Returns ``{changed, commands, stopped}``: ``stopped`` are the named
+    services that were running; with none running nothing runs. Raises ValueError for bad input,
+    StackError when docker fails."""
+    if not services:
+        raise ValueError("name the services to stop (an empty list would stop every service, the database too)")
+    _service_names(services)
+    result = dict(changed=False, commands=[], stopped=[])
+    try:
+        running = running_services(run, project)
+    except DockerError as exc:
+        raise StackError(str(exc), result) from None
+    result["stopped"] = [s for s in services if s in running]
+    if not result["stopped"]:
+        return result
+    argv = stop_argv(compose.compose_argv(project, files, project_dir), services)
+    result.update(changed=True, commands=[argv])
+    if check_mode:
+        return result
+    rc, out, err = run(argv)
+    if rc != 0:
+        raise StackError("docker compose stop failed (exit %s): %s" % (rc, (err or out).strip()), result)
+    return result
+
+
+def check_start(
+    services=(), exclude_services=(), database=None, wait_url=None, wait_timeout=120, wait_interval=0.1, verify=None
+):
+    """Every problem with :func:`start`'s input, before anything runs (ValueError). Returns
+    ``database.compare_to`` as a snapshot of whole numbers (or None)."""
+    _service_names(list(services) + list(exclude_services) + ([database["service"]] if database else []))
+    if services and exclude_services:
+        raise ValueError("give services or exclude_services, not both")
+    if wait_timeout < 1 or not 0.01 <= wait_interval <= 10:
+        raise ValueError("wait_timeout must be at least 1 s and wait_interval 0.01 to 10 s")
+    if wait_url is not None:
+        ready.check_url(wait_url)
+    if verify:
+        if not SERVICE_NAME.match(verify["db_service"]):
+            raise ValueError("verify.db_service %r is not a compose service name" % verify["db_service"])
+        if verify["wait_healthy"] < 0:
+            raise ValueError("verify.wait_healthy must be 0 (judge at once) or a number of seconds")
+    if not database:
+        return None
+    for table in database["tables"]:
+        container.quote_ident(table)
+    if database.get("compare_to") is None:
+        return None
+    return counts.snapshot(database["compare_to"], "database.compare_to")
+
+
+class _Start:
+    """One start: the result grows as it goes, and any failure carries it (StackError)."""
+
+    def __init__(self, run, project, wait_timeout, wait_interval):
+        self.run, self.project = run, project
+        self.wait_timeout, self.wait_interval = wait_timeout, wait_interval
+        self.result = dict(changed=False, commands=[], waited={}, problems=[], containers=[])
+
+    def fail(self, msg):
+        raise StackError(msg, self.result)
+
+    def up(self, argv, services):
+        """Run ``up``; returns a callable naming the started containers (asked only when needed,
+        so the fast path spends no time on it)."""
+        self.result["changed"] = True
+        rc, out, err = self.run(argv)
+        if rc != 0:
+            self.fail("docker compose up failed (exit %s): %s" % (rc, (err or out).strip()))
+        return lambda: self.containers(services)
+
+    def containers(self, services, first=()):
+        """The containers of ``services`` (every service when none is named), ``first`` before them."""
+        try:
+            present = project_containers(self.run, self.project)
+        except DockerError as exc:
+            self.fail(str(exc))
+        order = list(first) + [s for s in (services or sorted(present)) if s not in first]
+        names = [present[s]["container"] for s in order if s in present]
+        self.result["containers"] += [n for n in names if n not in self.result["containers"]]
+        return names
+
+    def wait(self, key, what, probe, watch):
+        try:
+            self.result["waited"][key] = ready.wait_for(
+                what, probe, self.run, watch=watch, timeout=self.wait_timeout, interval=self.wait_interval
+            )
+        except ready.NotReady as exc:
+            self.fail("started, but %s" % exc)
+
+    def database(self, db, compare_to, argv):
+        watch = self.up(argv, [db["service"]])
+        self.wait(
+            "postgres",
+            "PostgreSQL in %s" % db["container"],
+            lambda: ready.pg_ready(self.run, db["container"], db["user"], db["name"]),
+            watch,
+        )
+        if not db["tables"]:
+            return
+        try:
+            snapshot = container.count_rows(self.run, db["container"], db["name"], db["user"], db["tables"])
+        except container.ContainerError as exc:
+            self.fail("could not count rows (%s) in %s/%s: %s" % (db["label"], db["container"], db["name"], exc))
+        self.result.update(counts=snapshot, total=sum(snapshot.values()))
+        if compare_to is not None:
+            self.result["problems"] = counts.compare(compare_to, snapshot)
+            if self.result["problems"]:
+                self.fail(
+                    "row counts %s: %s; nothing else was started"
+                    % (db["label"], counts.describe(self.result["problems"]))
+                )
+
+    def verify(self, v):
+        """The stack check of stack_info, after the start; a problem fails."""
+        expected = v["volume_name"] or "%s_%s" % (self.project, v["volume"])
+        try:
+            checked = check(self.run, self.project, v["db_service"], expected, v["data_path"], True, v["wait_healthy"])
+        except DockerError as exc:
+            self.fail("started, but the stack could not be read for its check: %s" % exc)
+        self.result["stack"] = checked
+        if checked["problems"]:
+            self.fail("started, but the stack check failed: %s" % "; ".join(checked["problems"]))
+
+
+def start(
+    run,
+    project,
+    files,
+    project_dir,
+    services=(),
+    exclude_services=(),
+    dependencies=True,
+    database=None,
+    wait_url=None,
+    wait_timeout=120,
+    wait_interval=0.1,
+    verify=None,
+    check_mode=False,
+):
+    """Start the project's services and wait until they answer; the database first and alone when
+    ``database`` is given (its rows counted and compared with ``database.compare_to`` before
+    anything else starts), the stack check of :func:`check` last with ``verify``.
+
+    ``run(argv, data=None) -> (rc, stdout, stderr)``. Returns the result (``changed``,
+    ``commands``, ``waited``, ``problems``, ``containers``, and ``counts``/``total``/``stack``
+    when taken); in check mode only the commands that would run. Raises ValueError for bad input
+    (nothing ran) and StackError when a step fails.
+    """
+    compare_to = check_start(services, exclude_services, database, wait_url, wait_timeout, wait_interval, verify)
+    base = compose.compose_argv(project, files, project_dir)
+    starting = _Start(run, project, wait_timeout, wait_interval)
+    services = list(services)
+    if exclude_services:
+        rc, out, err = run(base + ["config", "--services"])
+        if rc != 0:
+            starting.fail("docker compose config failed (exit %s): %s" % (rc, (err or out).strip()))
+        services = [s for s in out.split() if s not in exclude_services]
+    steps = []
+    if database:
+        steps.append(up_argv(base, [database["service"]]))
+    steps.append(up_argv(base, services, dependencies))
+    starting.result["commands"] = steps
+    if check_mode:
+        starting.result["changed"] = True
+        return starting.result
+
+    if database:
+        starting.database(database, compare_to, steps[0])
+    watch = starting.up(steps[-1], services)
+    if wait_url:
+        starting.wait("url", "GET %s" % wait_url, lambda: ready.url_status(wait_url), watch)
+    # One listing for the result: the database first, then the services.
+    starting.containers(services, first=[database["service"]] if database else [])
+    if verify:
+        starting.verify(verify)
+    return starting.result

@@ -1,46 +1,15 @@
-"""Shared helpers for the backup tests: run a module as a real process, fake verified backups, hash a directory."""
+"""Shared helpers for the backup tests: fake verified backups, hash a directory (modules run by tests/harness.py)."""
 
 import datetime
 import gzip
 import hashlib
-import json
 import os
-import subprocess
-import sys
 
 from ansible.module_utils.datasafe import manifest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-RUN_MODULE = os.path.join(HERE, "run_module.py")
 TRAILER = b"--\n-- PostgreSQL database dump complete\n--\n\n"
-
-
-def module_argv(name, args_file, fault=None):
-    return [sys.executable, RUN_MODULE, name, str(args_file)] + ([fault] if fault else [])
-
-
-def write_args(tmp_path, args, check_mode=False, name="args.json"):
-    data = dict(args)
-    if check_mode:
-        data["_ansible_check_mode"] = True
-    path = tmp_path / name
-    path.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": data}))
-    return path
-
-
-def run_module(tmp_path, name, args, check_mode=False, env=None, fault=None):
-    """Run library/<name>.py as a process; returns (exit code, result dict).
-
-    ``fault`` injects one of run_module.FAULTS into the module's engine (e.g. crash-before-rename).
-    """
-    path = write_args(tmp_path, args, check_mode, name="%s-args.json" % name)
-    proc = subprocess.run(module_argv(name, path, fault), capture_output=True, text=True, env=env, check=False)
-    try:
-        result = json.loads(proc.stdout)
-    except ValueError:
-        result = {"raw_stdout": proc.stdout, "raw_stderr": proc.stderr}
-    return proc.returncode, result
 
 
 def tree_hashes(directory):

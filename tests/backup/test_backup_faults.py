@@ -12,7 +12,9 @@ import time
 
 import pytest
 from ansible.module_utils.datasafe import container, manifest
-from backup_helpers import good_backups, module_argv, run_module, tree_hashes, write_args
+from backup_helpers import good_backups, tree_hashes
+from harness import module_argv, write_args
+from harness import run_module_process as run_module
 from pgbed import CRITICAL_TABLES, ThrowawayPostgres, docker
 
 pytestmark = pytest.mark.slow

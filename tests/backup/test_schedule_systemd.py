@@ -24,8 +24,7 @@ from ansible.errors import AnsibleFilterError
 from backup_helpers import REPO, good_backups
 from pgbed import CRITICAL_TABLES
 
-ROLE = os.path.join(REPO, "roles", "datasafe_schedule")
-sys.path.insert(0, os.path.join(ROLE, "filter_plugins"))
+sys.path.insert(0, os.path.join(REPO, "plugins", "filter"))
 
 import datasafe_schedule as schedule  # noqa: E402  (the role's filter plugin, imported as Ansible loads it)
 

@@ -14,9 +14,8 @@ import json
 import os
 
 import pytest
-from ansible_run import run_playbook
 from guard_corpus import CMD_BENIGN, CMD_DESTRUCTIVE, SQL_BENIGN, SQL_DESTRUCTIVE
-from modharness import run_module
+from harness import run_module, run_playbook
 
 BATCH_BENIGN = 5  # benign entries of each corpus that also go through ansible-playbook
 
@@ -73,7 +72,8 @@ def forbidden_sql():
         ("sql-where-always-true", "WITH gone AS (DELETE FROM invoices WHERE true RETURNING id) SELECT 1"),
         ("sql-where-not-row-specific", "DELETE FROM invoices WHERE now() > '2000-01-01'"),
         ("sql-join-without-restriction", "DELETE FROM invoices i USING visits v WHERE i.visit_id = v.id"),
-        ("sql-dynamic", "DO $$ BEGIN EXECUTE 'TRUNCATE invoices'; END $$"),
+        ("sql-dynamic", "DO $$ BEGIN EXECUTE format('TRUNCATE %I', 'invoices'); END $$"),
+        ("sql-truncate", "DO $$ BEGIN EXECUTE 'TRUNCATE invoices'; END $$"),
         ("sql-copy-program", "COPY invoices TO PROGRAM 'rm -rf /var/lib/postgresql/data'"),
         ("sql-unparseable", "DELETE invoices"),
         ("sql-truncate", 'SELECT 1; /* */ tRuNcAtE "visits" CASCADE; SELECT 2'),

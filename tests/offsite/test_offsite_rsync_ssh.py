@@ -11,7 +11,7 @@ import subprocess
 import time
 
 import pytest
-from modharness import run_module as run
+from harness import run_module as run
 from offsite_helpers import local_hashes, sha256_of
 from pgbed import flip_byte, free_port
 

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 from ansible.module_utils.datasafe import offsite
-from modharness import run_module as run
+from harness import run_module as run
 from offsite_helpers import FAKE_AWS, Moto, local_hashes, sha256_of
 from pgbed import flip_byte
 

@@ -1,11 +1,9 @@
-"""Helpers for the restore tests: backups made the way the protocol makes them, and modules run by ansible."""
+"""Helpers for the restore tests: backups made the way the protocol makes them (modules run by tests/harness.py)."""
 
 import datetime
 import hashlib
-import json
 import os
 import subprocess
-import tempfile
 
 from ansible.module_utils.datasafe import manifest
 
@@ -45,38 +43,6 @@ def make_backup(pg, backup_dir, name="lms_backup_20261123_020000.sql.gz", kind="
     }
     manifest.write(path + ".json", data)
     return data
-
-
-def run_module(module, args, check=False):
-    """Run one datasafe module through a real ansible-playbook; returns its result dict."""
-    play = [{"hosts": "localhost", "gather_facts": False, "tasks": [{"name": "run", module: args, "register": "r"}]}]
-    with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as handle:
-        json.dump(play, handle)
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
-        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-        ANSIBLE_CALLBACKS_ENABLED="ansible.posix.json",
-        PATH="%s:%s" % (BIN, os.environ["PATH"]),
-    )
-    argv = [
-        os.path.join(BIN, "ansible-playbook"),
-        "-i",
-        "localhost,",
-        "-c",
-        "local",
-        "-e",
-        "ansible_python_interpreter=%s" % os.path.join(BIN, "python"),
-        handle.name,
-    ]
-    if check:
-        argv.append("--check")
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO, check=False)
-    finally:
-        os.unlink(handle.name)
-    out = json.loads(proc.stdout)
-    return out["plays"][0]["tasks"][0]["hosts"]["localhost"]
 
 
 def databases(pg):

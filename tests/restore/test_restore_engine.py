@@ -14,8 +14,9 @@ import time
 
 import pytest
 from ansible.module_utils.datasafe import background, container, manifest, restore
+from harness import run_module_in_playbook as run_module
 from pgbed import CRITICAL_TABLES, ThrowawayPostgres
-from restore_helpers import databases, make_backup, run_module
+from restore_helpers import databases, make_backup
 
 SEEDED = {"users": 10, "patients": 2000, "visits": 6000, "test_results": 18000, "invoices": 6000}
 

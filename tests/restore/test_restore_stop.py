@@ -15,6 +15,7 @@ import subprocess
 import uuid
 
 import pytest
+from harness import run_module
 from pgbed import LMS, REPO, free_port
 
 BIN = os.path.join(REPO, ".venv", "bin")
@@ -91,3 +92,23 @@ def test_stop_leaves_a_database_whose_configuration_changed_running_untouched(se
     assert inspect(db, "{{.Id}}") == db_id  # the same database container, never recreated
     assert inspect(db, "{{.State.Running}}") == "true"  # and still serving the restore beside
     assert inspect(db, "{{range .Config.Env}}{{println .}}{{end}}").count("started-with-this-password") == 1
+
+
+def test_stack_stop_reports_honestly_check_run_then_nothing(serving_stack, monkeypatch):
+    """The module the stop uses, in the four steps: check mode reports the stop and stops nothing,
+    the run stops, then a second check and a second run report no change."""
+    project, env = serving_stack
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    args = dict(project_src=LMS, project_name=project, files=["docker-compose.prod.yml"], services=["backend"])
+    backend = env["LMS_BACKEND_CONTAINER"]
+    checked = run_module("stack_stop", args, check_mode=True)
+    assert checked["changed"] and checked["stopped"] == ["backend"] and not checked["failed"]
+    assert inspect(backend, "{{.State.Running}}") == "true"
+    stopped = run_module("stack_stop", args)
+    assert stopped["changed"] and stopped["commands"][0][-3:] == ["stop", "--", "backend"]
+    assert inspect(backend, "{{.State.Running}}") == "false"
+    assert inspect(env["LMS_DB_CONTAINER"], "{{.State.Running}}") == "true"
+    for check_mode in (True, False):
+        again = run_module("stack_stop", args, check_mode=check_mode)
+        assert not again["changed"] and again["commands"] == [] and not again["failed"]

@@ -1,0 +1,134 @@
+# -*- coding: utf-8 -*-
+"""Documentation of the options several datasafe modules share, written once.
+
+A module lists what it takes from here under ``extends_documentation_fragment``:
+
+- ``datasafe`` (DOCUMENTATION): the database in its container, C(container) / C(database) / C(user);
+- ``datasafe.breakglass``: the guards' break-glass and deny-rule options (safe_sql, safe_command);
+- ``datasafe.offsite``: what every off-site target takes (offsite_copy, offsite_s3);
+- ``datasafe.compose``: the compose project a module starts or stops (stack_start, stack_stop).
+
+ansible.cfg's ``doc_fragment_plugins`` points ansible-doc here. A module may repeat an option to
+say what it means there: its own keys (usually just ``description``) win over the fragment's, the
+rest (type, required, default) stays here. tests/test_module_docs.py holds every module's
+documented options, fragments included, equal to its argument_spec.
+
+ansible-core merges fragments into DOCUMENTATION only, never into RETURN: the return values the
+off-site modules share are kept alike by that test instead.
+"""
+
+
+class ModuleDocFragment:
+    # The database datasafe works on, reached with docker exec over the container's local socket.
+    DOCUMENTATION = r"""
+options:
+  container:
+    description: Name of the running PostgreSQL container (reached with C(docker exec), never over the network).
+    type: str
+    required: true
+  database:
+    description: The database to work in.
+    type: str
+    required: true
+  user:
+    description:
+      - Database role C(psql) connects as, over the container's local socket; no password is
+        passed (none appears in argv, output or logs).
+    type: str
+    required: true
+"""
+
+    # The guards' way past a refusal: explicit, with a reason, only with a fresh verified backup.
+    BREAKGLASS = r"""
+options:
+  deny_rules:
+    description:
+      - Project deny rules added to the built-in ones (which cannot be removed), usually from
+        the inventory variable C(datasafe_guard_deny_rules). Each is a mapping with C(id),
+        C(regex), C(reason), C(instead) and C(applies_to).
+    type: list
+    elements: dict
+    default: []
+  allow_destructive:
+    description:
+      - Break-glass. Run what the guard refuses, only if a verified backup younger than
+        O(breakglass_max_age) minutes exists in O(backup_dir). Requires O(reason).
+    type: bool
+    default: false
+  reason:
+    description: Why the destruction is necessary; written to the change log. Required with O(allow_destructive).
+    type: str
+  backup_dir:
+    description: Where backups and their C(<file>.json) manifests are.
+    type: path
+    default: ~/backups
+  breakglass_max_age:
+    description: Age limit in minutes of the verified backup break-glass requires.
+    type: int
+    default: 15
+  change_log:
+    description: The human change log break-glass uses are appended to.
+    type: path
+    default: ~/change-log.txt
+  change_log_json:
+    description: The JSON-lines change log break-glass uses are appended to.
+    type: path
+    default: ~/change-log.jsonl
+"""
+
+    # Layer 4: what goes off-site, how it is encrypted, where it is recorded.
+    OFFSITE = r"""
+options:
+  backups:
+    description: Backups to send (backup files or their C(.json) manifests). Each must be verified, or the task fails.
+    type: list
+    elements: path
+    default: []
+  backup_dir:
+    description: Also send every verified backup in this directory that is not yet at the target.
+    type: path
+  database:
+    description: With O(backup_dir), only backups of this database.
+    type: str
+  encrypt:
+    description: Encrypt every payload with C(age) before it leaves the host; the plaintext is never sent.
+    type: bool
+    default: false
+  age_recipients:
+    description: age recipients (public keys C(age1...) or ssh public keys). Never logged.
+    type: list
+    elements: str
+    default: []
+  staging_dir:
+    description:
+      - Private (0700) directory for encrypted files before they are sent.
+      - Default C(<backup_dir>/.offsite-staging).
+    type: path
+  metrics_file:
+    description: Prometheus textfile to update with this target's samples (e.g. C(.../datasafe_offsite.prom)).
+    type: path
+  change_log:
+    description: The protocol's change log (C(~/change-log.txt)); JSON lines go to C(change-log.jsonl) beside it.
+    type: path
+"""
+
+    # The compose project, as the stack engine builds its command line (compose.compose_argv).
+    COMPOSE = r"""
+options:
+  project_src:
+    description: Directory of the compose project (its files are relative to it).
+    type: path
+    required: true
+  project_name:
+    description: Compose project name.
+    type: str
+    required: true
+  files:
+    description: Compose files, relative to O(project_src) or absolute.
+    type: list
+    elements: str
+    default: [docker-compose.yml]
+notes:
+  - The compose variables (project name overrides, ports, image tags) come from the task's
+    C(environment), as for M(community.docker.docker_compose_v2).
+"""
