@@ -122,6 +122,12 @@ RULES = {
         "docker rm -v deletes the container's volumes with it",
         "docker rm without -v",
     ),
+    "cmd-stop-volume-pin": (
+        "the container holds the database volume (a datasafe volume pin, datasafe-pin-*): once it is "
+        "stopped or removed, any Docker client can delete the volume",
+        "leave the pin running; to retire a volume for good, remove its pin with playbooks/pin.yml "
+        "(datasafe_pin_state=absent) after a verified backup",
+    ),
     "cmd-setup-script": (
         "setup-development.sh / setup-production.sh clear all data",
         "never run them on a database with data; use the migration tooling instead",

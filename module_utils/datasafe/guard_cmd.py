@@ -81,6 +81,11 @@ LINE_WRAPPERS = {"eval", "ssh", "watch"}
 DOCKER = {"docker", "podman", "nerdctl"}
 COMPOSE = {"docker-compose", "podman-compose"}
 DELETERS = {"rm", "shred", "unlink", "rmdir", "truncate", "mv", "srm", "wipe"}
+# The volume pins (module_utils/datasafe/pin.py): by name, or by their label in a $(docker ps ...) operand.
+PIN_NAME = "datasafe-pin-*"
+PIN_MARKS = ("datasafe-pin", "io.datasafe.pin")
+# docker container subcommands that end a running container, and their options taking a value
+_CONTAINER_ENDERS = {"stop": {"-t", "--time", "-s", "--signal"}, "kill": {"-s", "--signal"}, "rm": set()}
 
 _GLOB = re.compile(r"[*?\[]")
 _MAX_DEPTH = 8
@@ -574,9 +579,52 @@ def _docker(args, text, ctx, depth):
         findings.append(Finding("cmd-docker-system-prune-volumes", text))
     elif group == "container" and sub in ("rm", "remove") and _has_volumes_flag(rest, long_prefix_ok=False):
         findings.append(Finding("cmd-docker-rm-volumes", text))
-    elif group == "container" and sub in ("exec", "run", "create", "start"):
+    if group == "container" and sub in ("stop", "kill", "rm", "remove"):
+        findings.extend(_pin_enders("rm" if sub == "remove" else sub, rest, text))
+    if group == "container" and sub in ("exec", "run", "create", "start"):
         findings.extend(_container_command(sub, rest, text, ctx, depth))
     return findings
+
+
+def _pin_enders(sub, args, text):
+    """``docker stop/kill/rm CONTAINER...``: refuse when a container is a volume pin, named
+    literally (or by a glob it matches) or picked by a ``$(docker ps ...)`` that names its label,
+    or when ``$(docker ps -q)`` without a filter picks every running container, the pin included
+    (``rm`` only with ``-f``: a plain rm leaves running containers alone)."""
+    value_opts = _CONTAINER_ENDERS[sub]
+    force = sub != "rm" or any(
+        a in ("--force", "--force=true") or (a.startswith("-") and not a.startswith("--") and "f" in a[1:])
+        for a in args
+    )
+    i, operands = 0, []
+    while i < len(args):
+        a = args[i]
+        if a.startswith("-") and len(a) > 1:
+            i += 2 if ("=" not in a and a in value_opts) else 1
+            continue
+        operands.append(a)
+        i += 1
+    for op in operands:
+        raw = str(op)
+        if fnmatch.fnmatchcase(raw, PIN_NAME) or (_GLOB.search(raw) and fnmatch.fnmatchcase("datasafe-pin-x", raw)):
+            return [Finding("cmd-stop-volume-pin", text)]
+        if op.dynamic or "$" in raw or "`" in raw:
+            if any(mark in raw for mark in PIN_MARKS):
+                return [Finding("cmd-stop-volume-pin", text)]
+            lists_all = re.search(r"\b(ps|container\s+ls|container\s+list)\b", raw) and not re.search(
+                r"(\s--filter\b|\s-f\b|\s-[a-z]*f\b|--filter=)", raw
+            )
+            if lists_all and force:
+                return [
+                    Finding(
+                        "cmd-stop-volume-pin",
+                        text,
+                        "it ends every running container, the volume pins (datasafe-pin-*) included; then any "
+                        "Docker client can delete the database volume",
+                        "stop the application with docker compose stop/down; leave the pins running",
+                    )
+                ]
+    return []
 
 
 def _mount_targets(args):

@@ -34,6 +34,34 @@ _DROP_RULES = {
 }
 # DROP ... CASCADE is harmless for these (only views/constraints depend on them).
 _CASCADE_OK = {"OBJECT_VIEW", "OBJECT_INDEX"}
+# Why DROP ... CASCADE of these takes data with it (the generic reason covers the rest).
+_FUNCTION_CASCADE = (
+    "DROP FUNCTION ... CASCADE also drops everything that uses the function: a generated column "
+    "computed by it goes with all its values, and so do column defaults, check constraints, "
+    "expression indexes and triggers that call it"
+)
+_CASCADE_REASONS = {
+    "OBJECT_FUNCTION": _FUNCTION_CASCADE,
+    "OBJECT_PROCEDURE": _FUNCTION_CASCADE,
+    "OBJECT_ROUTINE": _FUNCTION_CASCADE,
+    "OBJECT_AGGREGATE": _FUNCTION_CASCADE,
+    "OBJECT_TYPE": "DROP TYPE ... CASCADE drops every column of that type, with all its values",
+    "OBJECT_DOMAIN": "DROP DOMAIN ... CASCADE drops every column of that domain, with all its values",
+    "OBJECT_EXTENSION": "DROP EXTENSION ... CASCADE drops every column whose type or default the extension provides",
+}
+# Functions that execute SQL text they are given, elsewhere or later (dblink: on another
+# connection, possibly another server; query_to_xml and friends: the query in the string).
+_SQL_TEXT_FUNCTIONS = {
+    "dblink",
+    "dblink_exec",
+    "dblink_send_query",
+    "dblink_open",
+    "query_to_xml",
+    "query_to_xmlschema",
+    "query_to_xml_and_xmlschema",
+    "pg_background_launch",
+}
+_AGGREGATES = {"count", "sum", "min", "max", "avg", "array_agg", "string_agg", "bool_and", "bool_or", "every"}
 
 # Statements PostgreSQL refuses to run inside a transaction block (safe_sql's check mode needs to know).
 _NON_TRANSACTIONAL = (
@@ -73,8 +101,8 @@ def split_statements(sql):
     return list(pglast.split(sql, with_parser=True))
 
 
-def _walk(node):
-    """Every AST node under ``node`` (itself included), depth first."""
+def _walk(node, prune=None):
+    """Every AST node under ``node`` (itself included), depth first; not below nodes ``prune`` accepts."""
     stack = [node]
     while stack:
         n = stack.pop()
@@ -82,6 +110,8 @@ def _walk(node):
             stack.extend(reversed(n))
         elif isinstance(n, ast.Node):
             yield n
+            if prune is not None and prune(n):
+                continue
             for attr in n:  # pglast nodes iterate over their attribute names
                 value = getattr(n, attr, None)
                 if isinstance(value, (ast.Node, list, tuple)):
@@ -193,8 +223,13 @@ class Folder:
     for every row where x is not NULL, which is no restriction worth the name.
     """
 
-    def __init__(self, target=None):
+    def __init__(self, target=None, names=()):
         self.target = target
+        # qualifiers that name the target: its name, alias and schema-qualified name
+        self._qualifier = None
+        quals = sorted({re.escape(n) for n in names if n}, key=len, reverse=True)
+        if quals:
+            self._qualifier = re.compile(r"(?<![\w.'\"$])(?:\w+\.)?(?:%s)\.(?=[\w\"])" % "|".join(quals))
 
     def fold(self, n):
         method = getattr(self, "_fold_" + _name(n), None)
@@ -249,7 +284,13 @@ class Folder:
         return any(len(kinds) == 2 for kinds in seen.values())
 
     def _same(self, a, b):
-        return a is not None and b is not None and _stream(a) == _stream(b)
+        """The same expression, however the target's columns are written (``id``, ``p.id``,
+        ``patients.id``, ``public.patients."id"``): comparing a column with itself."""
+        return a is not None and b is not None and self._canon(a) == self._canon(b)
+
+    def _canon(self, node):
+        text = _stream(node)
+        return self._qualifier.sub("", text) if self._qualifier is not None else text
 
     def _fold_A_Expr(self, n):
         kind = _enum_name(n.kind)
@@ -416,9 +457,9 @@ def _last_field(colref):
     return f.sval if isinstance(f, ast.String) else "*"
 
 
-def fold(expr, target=None):
+def fold(expr, target=None, names=()):
     """Constant value of an expression: True, False, None (NULL) or UNKNOWN."""
-    return Folder(target).fold(expr)
+    return Folder(target, names).fold(expr)
 
 
 def _colrefs(expr, inside_sublinks):
@@ -496,8 +537,74 @@ def _target_names(relation):
     return names
 
 
+def _ctes(stmt):
+    with_clause = getattr(stmt, "withClause", None)
+    return {c.ctename: c.ctequery for c in (with_clause.ctes if with_clause is not None else ()) or ()}
+
+
+def _select_restricted(sel, ctes, depth=0):
+    """Is a joined subquery (or CTE) itself a restricted set of rows: filtered, aggregated,
+    limited or a constant list? A whole table, or a join of whole tables, is not."""
+    if depth > 8 or not isinstance(sel, ast.SelectStmt):
+        return False
+    if _enum_name(sel.op) != "SETOP_NONE":
+        return _select_restricted(sel.larg, ctes, depth + 1) and _select_restricted(sel.rarg, ctes, depth + 1)
+    if sel.valuesLists:
+        return True
+    if sel.whereClause is not None and _restricts(sel.whereClause, Folder()):
+        return True
+    if sel.groupClause or sel.havingClause is not None or sel.limitCount is not None:
+        return True
+    for target in sel.targetList or ():
+        if any(isinstance(n, ast.FuncCall) and n.funcname[-1].sval.lower() in _AGGREGATES for n in _walk(target.val)):
+            return True
+    if not sel.fromClause:
+        return True  # SELECT 1 AS id: constants
+    return any(_item_restricted(item, ctes, depth + 1) for item in sel.fromClause)
+
+
+def _item_restricted(item, ctes, depth=0):
+    if isinstance(item, ast.RangeSubselect):
+        return _select_restricted(item.subquery, ctes, depth)
+    if isinstance(item, ast.RangeVar):
+        return item.schemaname is None and item.relname in ctes and _select_restricted(ctes[item.relname], ctes, depth)
+    if isinstance(item, ast.JoinExpr):
+        if item.quals is not None and _restricts(item.quals, Folder()):
+            return True
+        return _item_restricted(item.larg, ctes, depth) or _item_restricted(item.rarg, ctes, depth)
+    if isinstance(item, ast.RangeFunction):  # unnest(ARRAY[1, 2, 3]): a constant list
+        return not any(isinstance(n, (ast.ColumnRef, ast.SubLink, ast.ParamRef)) for n in _walk(item.functions))
+    return False
+
+
+def _item_names(item):
+    names = set()
+    if getattr(item, "alias", None) is not None:
+        names.add(item.alias.aliasname)
+    if isinstance(item, ast.RangeVar):
+        names.add(item.relname)
+    if isinstance(item, ast.JoinExpr):
+        names |= _item_names(item.larg) | _item_names(item.rarg)
+    return names
+
+
+def _join_restricted(join_list, where, ctes):
+    """DELETE ... USING / UPDATE ... FROM joined with a restricted relation that the WHERE
+    actually uses: the join itself restricts the rows (a cross join with it would not)."""
+    used = {
+        [f.sval for f in ref.fields[:-1] if isinstance(f, ast.String)][-1]
+        for ref in _colrefs(where, inside_sublinks=True)
+        if len(ref.fields) > 1
+    }
+    return any(_item_restricted(item, ctes) and (_item_names(item) & used) for item in join_list)
+
+
 def _check_where(kind, stmt, text, join_list):
-    folder = Folder(stmt.relation.relname)
+    folder = Folder(
+        stmt.relation.relname,
+        _target_names(stmt.relation)
+        | {"%s.%s" % (stmt.relation.schemaname, stmt.relation.relname) if stmt.relation.schemaname else None},
+    )
     where = stmt.whereClause
     if where is None:
         return [Finding("sql-%s-without-where" % kind, text)]
@@ -508,7 +615,7 @@ def _check_where(kind, stmt, text, join_list):
         return []  # matches nothing
     if not _row_specific(where, _target_names(stmt.relation)):
         return [Finding("sql-where-not-row-specific", text)]
-    if join_list and not _restricts(where, folder):
+    if join_list and not _restricts(where, folder) and not _join_restricted(join_list, where, _ctes(stmt)):
         return [Finding("sql-join-without-restriction", text)]
     return []
 
@@ -537,7 +644,16 @@ def _function_findings(stmt, text, depth):
     return [Finding("sql-dynamic", text, "a function body in language %r cannot be verified" % language)]
 
 
+_ASSIGN = re.compile(r"^[^:=]*?:?=(.*)$", re.S)
+
+
 def _plpgsql_findings(tree, text, depth):
+    """Judge every statement and expression of a parsed PL/pgSQL body (pglast.parse_plpgsql).
+
+    Statements are judged as SQL; expressions (conditions, assignments) as ``SELECT <expr>``,
+    so a dblink_exec() in an assignment is seen too. ``EXECUTE`` of a constant string is judged
+    as the SQL in the string; of a string built at run time it cannot be read and is refused.
+    """
     findings, stack = [], [tree]
     while stack:
         n = stack.pop()
@@ -545,14 +661,64 @@ def _plpgsql_findings(tree, text, depth):
             stack.extend(n)
         elif isinstance(n, dict):
             for key, value in n.items():
-                if key in ("PLpgSQL_stmt_dynexecute", "PLpgSQL_stmt_dynfors") or (
-                    key == "PLpgSQL_stmt_open" and isinstance(value, dict) and "dynquery" in value
-                ):
-                    findings.append(Finding("sql-dynamic", text, "the function runs EXECUTE of dynamic SQL"))
-                if key == "PLpgSQL_expr" and isinstance(value, dict) and value.get("parseMode", 0) == 0:
-                    findings.extend(_judge(value.get("query", ""), depth + 1, context=text))
+                if key in ("PLpgSQL_stmt_dynexecute", "PLpgSQL_stmt_dynfors") and isinstance(value, dict):
+                    findings.extend(_dynamic_query(value.get("query"), text, depth))
+                elif key == "dynquery":
+                    findings.extend(_dynamic_query(value, text, depth))
+                if key == "PLpgSQL_expr" and isinstance(value, dict):
+                    findings.extend(_plpgsql_expr(value, text, depth))
                 stack.append(value)
     return findings
+
+
+def _plpgsql_expr(expr, text, depth):
+    query, mode = expr.get("query", ""), expr.get("parseMode", 0)
+    if mode == 0:  # a whole SQL statement
+        return _judge(query, depth + 1, context=text)
+    if mode in (3, 4, 5):  # target := expression
+        match = _ASSIGN.match(query)
+        if match is None:
+            return [Finding("sql-unparseable", text, "cannot read the PL/pgSQL assignment %r" % query)]
+        query = match.group(1)
+    return _judge("SELECT " + query, depth + 1, context=text)
+
+
+def _dynamic_query(wrapper, text, depth):
+    """``EXECUTE <expr>``: a constant string is SQL the guard can read; anything else is built at run time."""
+    expr = wrapper.get("PLpgSQL_expr") if isinstance(wrapper, dict) else None
+    sql = None
+    if isinstance(expr, dict):
+        try:
+            targets = pglast.parse_sql("SELECT " + expr.get("query", ""))[0].stmt.targetList
+        except Exception:  # pglast's ParseError family: unreadable, so refused below
+            targets = None
+        if targets and len(targets) == 1:
+            value = fold(targets[0].val)  # a literal, or literals joined with ||
+            sql = value if isinstance(value, str) else None
+    if sql is None:
+        return [Finding("sql-dynamic", text, "EXECUTE of SQL built at run time cannot be verified")]
+    return _judge(sql, depth + 1, context=text)
+
+
+def _do_findings(node, text, depth):
+    """A DO block: its PL/pgSQL body parsed and judged like a function's."""
+    language, body = "plpgsql", None
+    for opt in node.args or ():
+        if opt.defname == "language":
+            language = opt.arg.sval.lower()
+        elif opt.defname == "as":
+            body = opt.arg.sval
+    if language != "plpgsql" or body is None:
+        return [Finding("sql-dynamic", text, "a DO block in language %r cannot be verified" % language)]
+    tag = "datasafe_do"
+    while "$%s$" % tag in body:
+        tag += "_"
+    wrapped = "CREATE FUNCTION datasafe_do() RETURNS void LANGUAGE plpgsql AS $%s$%s$%s$" % (tag, body, tag)
+    try:
+        tree = pglast.parse_plpgsql(wrapped)
+    except Exception as exc:  # pglast raises its own ParseError family
+        return [Finding("sql-unparseable", text, "the DO block's PL/pgSQL does not parse: %s" % exc)]
+    return _plpgsql_findings(tree, text, depth)
 
 
 def _statement_findings(node, text, prepared, depth):
@@ -565,7 +731,7 @@ def _statement_findings(node, text, prepared, depth):
         if obj in _DROP_RULES:
             out.append(Finding(_DROP_RULES[obj], text))
         elif _enum_name(node.behavior) == "DROP_CASCADE" and obj not in _CASCADE_OK:
-            out.append(Finding("sql-drop-cascade", text))
+            out.append(Finding("sql-drop-cascade", text, _CASCADE_REASONS.get(obj)))
         return out
     if kind == "DropdbStmt":
         return [Finding("sql-drop-database", text)]
@@ -597,7 +763,16 @@ def _statement_findings(node, text, prepared, depth):
                 return [Finding("sql-merge-delete", text)]
         return []
     if kind == "DoStmt":
-        return [Finding("sql-dynamic", text, "a DO block runs procedural code the guard cannot verify")]
+        return _do_findings(node, text, depth)
+    if kind == "FuncCall" and node.funcname[-1].sval.lower() in _SQL_TEXT_FUNCTIONS:
+        name = node.funcname[-1].sval.lower()
+        return [
+            Finding(
+                "sql-dynamic",
+                text,
+                "%s() executes SQL text on a connection the guard cannot see, so that SQL cannot be verified" % name,
+            )
+        ]
     if kind == "ExecuteStmt":
         if node.name not in prepared:
             return [Finding("sql-dynamic", text, "EXECUTE of a statement prepared elsewhere cannot be verified")]
@@ -623,9 +798,26 @@ def _judge(sql, depth=0, context=None):
     findings = []
     for raw in tree:
         text = context or _statement_text(sql, raw)
-        for node in _walk(raw.stmt):
+        for node in _walk(raw.stmt, prune=_explain_only):
             findings.extend(_statement_findings(node, text, prepared, depth))
     return dedupe(findings)
+
+
+def _explain_analyzes(node):
+    """EXPLAIN ANALYZE runs the statement; EXPLAIN alone (or ANALYZE false/off/0) only plans it."""
+    for opt in node.options or ():
+        if opt.defname == "analyze":
+            arg = opt.arg
+            if arg is None:
+                return True
+            value = arg.sval if isinstance(arg, ast.String) else getattr(arg, "ival", getattr(arg, "boolval", True))
+            return _to_bool(value) is not False
+    return False
+
+
+def _explain_only(node):
+    """Prune EXPLAIN without ANALYZE: it executes nothing, so the statement in it is not judged."""
+    return isinstance(node, ast.ExplainStmt) and not _explain_analyzes(node)
 
 
 def _without_literals(sql):
@@ -709,8 +901,7 @@ def _read_only(node):
             )
         )
     if kind == "ExplainStmt":
-        analyze = any(o.defname == "analyze" for o in node.options or ())
-        return not analyze or _read_only(node.query)
+        return not _explain_analyzes(node) or _read_only(node.query)
     if kind in ("VariableShowStmt",):
         return True
     if kind == "CopyStmt":
