@@ -21,7 +21,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 MOLECULE_SCENARIOS ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
 .PHONY: help setup venv testbed demo main-job test lint pytest molecule bench bench-db bench-backup bench-update \
-	bench-restore lock clean-testbed
+	bench-restore bench-dbguard bench-rpo dbguard lock clean-testbed
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -69,7 +69,7 @@ molecule: setup ## every molecule scenario against throwaway stacks (shared base
 	  flock /var/tmp/datasafe-molecule-$$s.lock molecule --base-config $(CURDIR)/.config/molecule/config.yml test -s $$s || exit 1; \
 	done
 
-bench: bench-backup bench-update bench-restore ## every benchmark (ratios against the manual protocol)
+bench: bench-backup bench-update bench-restore bench-dbguard bench-rpo ## every benchmark (ratios against the manual protocol)
 
 bench-db: setup ## build (or reuse) the ~1 GB benchmark database
 	@bash bench/benchdb.sh
@@ -82,6 +82,16 @@ bench-update: setup ## safe_update.yml downtime against the manual update sequen
 
 bench-restore: bench-db ## restore.yml against the manual EMERGENCY RECOVERY, on the ~1 GB database
 	@bash bench/bench_restore.sh
+
+bench-dbguard: setup ## the guard inside PostgreSQL: pgbench TPS and a bulk DELETE, guarded vs unguarded
+	@bash bench/bench_dbguard.sh
+
+# The guard inside PostgreSQL on the demo stack (`make demo` can run it after the stack is up).
+dbguard: setup ## install (or repair) the guard inside PostgreSQL on the demo stack
+	@ansible-playbook playbooks/dbguard.yml
+
+bench-rpo: setup ## seconds of commits continuous recovery loses when server and volume are destroyed
+	@bash bench/bench_rpo.sh
 
 lock: venv ## re-pin requirements.txt from requirements.in
 	$(BIN)/python -m pip install --quiet -r requirements.in

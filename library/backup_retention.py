@@ -60,6 +60,15 @@ options:
     description: Without O(new_backup), the newest good backup must be younger than this many seconds.
     type: int
     default: 93600
+  offsite_targets:
+    description:
+      - The off-site targets (the items of C(datasafe_offsite_targets)). While any is set, a backup
+        without a verified copy at every one of them (per the off-site ledger
+        C(<backup_dir>/offsite-ledger.json), which the off-site modules write) is never removed,
+        whatever its age; it is listed in RV(held_for_offsite) with the disk it holds.
+    type: list
+    elements: dict
+    default: []
 attributes:
   check_mode:
     support: full
@@ -112,13 +121,24 @@ freed_bytes:
   description: Bytes removed (or that would be).
   returned: always
   type: int
+held_for_offsite:
+  description:
+    - Good backups with no verified copy at every off-site target (never removed while so),
+      the targets they lack and the bytes they hold.
+  returned: always
+  type: list
+  elements: dict
+held_bytes:
+  description: Disk space those held backups take.
+  returned: always
+  type: int
 """
 
 import datetime
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import manifest, retention
+from ansible.module_utils.datasafe import ledger, manifest, offsite, retention
 
 
 def _row(entry, reason):
@@ -130,6 +150,29 @@ def _row(entry, reason):
         "size": entry["size"],
         "reason": reason,
     }
+
+
+def _offsite_hold(module, directory, entries, targets):
+    """``({path: reason}, [held row])`` for the good backups without a verified copy at every target."""
+    if not targets:
+        return {}, []
+    try:
+        labels = [offsite.label_for(t) for t in targets]
+        data = ledger.load(directory)
+    except (ValueError, ledger.LedgerError) as exc:
+        module.fail_json(msg="backup_retention: nothing pruned: %s" % exc)
+    hold, held = {}, []
+    for entry in entries:
+        if entry["problem"] or entry["manifest"] is None:
+            continue
+        _, missing = ledger.verified_at(data, entry, labels)
+        if missing:
+            hold[entry["path"]] = "no verified off-site copy at %s" % ", ".join(missing)
+            size = (entry["size"] or 0) + sum(
+                os.path.getsize(c) for c in manifest.companions(entry) if os.path.exists(c)
+            )
+            held.append({"file": entry["file"], "missing_at": missing, "bytes": size})
+    return hold, held
 
 
 def main():
@@ -145,6 +188,7 @@ def main():
             pre_change_min_keep=dict(type="int", default=3),
             new_backup=dict(type="path"),
             require_verified_within=dict(type="int", default=93600),
+            offsite_targets=dict(type="list", elements="dict", default=[]),
         ),
         supports_check_mode=True,
     )
@@ -168,6 +212,8 @@ def main():
                 ignored=[],
                 newest_verified=None,
                 freed_bytes=0,
+                held_for_offsite=[],
+                held_bytes=0,
                 msg="%s does not exist yet: nothing to prune" % directory,
             )
         module.fail_json(
@@ -202,6 +248,7 @@ def main():
     if refusal:  # check mode: the real run would refuse (or follow a new backup); still list the plan
         module.warn("backup_retention: a real run now would prune nothing: %s" % refusal)
     protect = {newest["path"]} if newest else set()
+    hold, held = _offsite_hold(module, directory, entries, p["offsite_targets"])
     decided = retention.plan(
         entries,
         now,
@@ -212,6 +259,7 @@ def main():
         pre_change_days=p["pre_change_days"],
         pre_change_min_keep=p["pre_change_min_keep"],
         protect=protect,
+        hold=hold,
     )
     remove = [_row(e, why) for e, why in decided["remove"]]
     result = dict(
@@ -221,13 +269,24 @@ def main():
         ignored=[_row(e, why) for e, why in decided["ignored"]],
         newest_verified=newest["file"] if newest else None,
         freed_bytes=sum(e["size"] or 0 for e, _ in decided["remove"]),
+        held_for_offsite=held,
+        held_bytes=sum(h["bytes"] for h in held),
     )
+    if held:
+        module.warn(
+            "backup_retention: %d backup(s) (%d bytes) are kept because they have no verified off-site copy "
+            "at every target: %s. Fix the off-site copy (playbooks/offsite.yml); retention never deletes "
+            "the only copy of a backup" % (len(held), result["held_bytes"], ", ".join(h["file"] for h in held))
+        )
     for row in result["ignored"]:
         module.warn("backup_retention: %s is not a good backup and was left alone: %s" % (row["file"], row["reason"]))
     if not module.check_mode:
         for entry, _ in decided["remove"]:
             try:
                 os.unlink(entry["path"])  # the file first: a manifest without its file is never "good"
+                for companion in manifest.companions(entry):
+                    if os.path.exists(companion):
+                        os.unlink(companion)
                 os.unlink(entry["manifest_path"])
             except OSError as exc:
                 module.fail_json(

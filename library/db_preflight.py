@@ -80,6 +80,13 @@ compose_argv:
   returned: always
   type: list
   elements: str
+compose_files:
+  description:
+    - The compose files as absolute paths, datasafe's own override (continuous recovery) last
+      when it exists; pass these to every other compose call for the stack.
+  returned: always
+  type: list
+  elements: str
 image:
   description: The image the compose files give the database service.
   returned: success
@@ -137,7 +144,11 @@ def main():
     run = runner.for_module(module)
 
     base = compose.compose_argv(p["project"], p["compose_files"], p["compose_dir"])
-    result = dict(changed=False, compose_argv=base)
+    result = dict(
+        changed=False,
+        compose_argv=base,
+        compose_files=compose.effective_files(p["project"], p["compose_files"], p["compose_dir"]),
+    )
     problems = []
     try:
         result["image"] = compose.service_image(run, base, p["db_service"], env)

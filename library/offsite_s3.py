@@ -149,38 +149,11 @@ stage:
   type: str
 """
 
-import ipaddress
-from urllib.parse import urlparse
-
 from ansible.module_utils.datasafe import offsite, runner
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 MIN_PART = 5 * 1024 * 1024
-
-
-def _loopback(url):
-    host = urlparse(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def endpoint_problem(endpoint_url, validate_certs, allow_insecure):
-    """Why this endpoint is refused, or None. Backups are medical records: no plain http off the host."""
-    if allow_insecure:
-        return None
-    if endpoint_url and urlparse(endpoint_url).scheme not in ("https", "http"):
-        return "endpoint_url %s is not an http(s) URL" % endpoint_url
-    insecure = (endpoint_url and urlparse(endpoint_url).scheme == "http") or not validate_certs
-    if insecure and not (endpoint_url and _loopback(endpoint_url)):
-        return (
-            "plain http or validate_certs=false is only allowed for a loopback test endpoint (127.0.0.1); "
-            "use https with certificate checks, or set allow_insecure_endpoint if you really must"
-        )
-    return None
+endpoint_problem = offsite.endpoint_problem  # kept importable for the tests
 
 
 def main():

@@ -119,6 +119,22 @@ options:
         the server's priority.
     type: int
     default: 0
+  roles:
+    description:
+      - Also save the cluster's roles (C(pg_dumpall --roles-only), inside the container) as
+        C(<backup>.roles), mode 0600, verified (trailer, every statement a role statement,
+        sha256) and recorded in the manifest's C(roles) block. Every restore path creates the
+        roles a server lacks from it before loading, and never alters existing ones.
+    type: bool
+    default: true
+  role_auth:
+    description:
+      - V(hashes) keeps the roles' password hashes (SCRAM verifiers, never clear text) in the roles
+        file, so the application logs in on a new machine. V(none) runs C(pg_dumpall
+        --no-role-passwords), and re-created login roles have no password until an operator sets one.
+    type: str
+    choices: [hashes, none]
+    default: hashes
 extends_documentation_fragment:
   - datasafe
 attributes:
@@ -304,7 +320,9 @@ def _fail(module, stage, message, **extra):
 
 def _changelog(p, outcome, message, **fields):
     if p["change_log"]:
-        changelog.record(p["change_log"], changelog.json_log_path(p["change_log"]), "backup", message, outcome, **fields)
+        changelog.record(
+            p["change_log"], changelog.json_log_path(p["change_log"]), "backup", message, outcome, **fields
+        )
 
 
 def main():
@@ -331,6 +349,8 @@ def main():
             lock_timeout=dict(type="int", default=0),
             lock_wait_timeout=dict(type="int", default=120),
             nice=dict(type="int", default=0),
+            roles=dict(type="bool", default=True),
+            role_auth=dict(type="str", choices=["hashes", "none"], default="hashes"),
         ),
         supports_check_mode=True,
     )

@@ -272,7 +272,9 @@ def outcome(run, p, backup, new_db, entry, tables, result):
             % (os.path.basename(backup), new_db, p["database"], new_db, exc),
         )
         return result
-    result.update(changed=True, counts=done["counts"], problems=done["problems"], like=done["like"])
+    result.update(
+        changed=True, counts=done["counts"], problems=done["problems"], like=done["like"], roles=done.get("roles")
+    )
     if done["problems"]:
         result.update(
             failed=True,

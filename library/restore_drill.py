@@ -216,7 +216,9 @@ def main():
             done = restore.restore_beside(
                 run, name, p["user"], p["database"], p["database"], entry, tables, p["maintenance_db"], analyze=False
             )
-            result.update(counts=done["counts"], problems=done["problems"], ok=not done["problems"])
+            result.update(
+                counts=done["counts"], problems=done["problems"], ok=not done["problems"], roles=done.get("roles")
+            )
             if done["problems"]:
                 result["error"] = "restored counts do not match the manifest: %s" % restore.describe_problems(
                     done["problems"]

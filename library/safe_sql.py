@@ -135,7 +135,7 @@ breakglass:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.datasafe import breakglass, container, guard, guard_sql, psql
+from ansible.module_utils.datasafe import breakglass, guard, guard_sql, psql, runner
 
 
 def main():
@@ -186,7 +186,7 @@ def main():
     try:
         result.update(
             psql.execute(
-                container.module_runner(module),
+                runner.for_module(module),
                 p["container"],
                 p["database"],
                 p["user"],

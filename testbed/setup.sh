@@ -64,6 +64,8 @@ ensure_images() {
     apt_install debootstrap
   fi
   "$here/build-images.sh"
+  # continuous recovery's tests: the same image plus pgBackRest, under its own tag
+  if [[ "$pg" == datasafe/* ]]; then "$here/build-continuous-image.sh"; fi
 }
 
 ensure_tools() {

@@ -8,7 +8,8 @@ Three ways to run a module, one way to run a playbook; everything they start run
   unit tests do. Only AnsiballZ packaging and the process start are skipped, which makes whole
   corpora affordable. Each call loads the module afresh.
 - :func:`run_module_process` runs ``library/NAME.py`` as a process of its own, the way Ansible
-  does (``python tests/harness.py NAME ARGS.json``), so a test can kill, lock or starve it.
+  does (``python tests/harness.py NAME ARGS.json [FAULT]``), so a test can kill, lock or starve
+  it, or inject a fault into its engine (:data:`FAULTS`) without a hook in production code.
 - :func:`run_module_in_playbook` runs one module task through real ``ansible-playbook``.
 - :func:`run_playbook` writes plays to a file and runs them with real ``ansible-playbook``
   against localhost; it returns each task's result by task name.
@@ -85,15 +86,32 @@ def write_args(tmp_path, args, check_mode=False, name="args.json"):
     return path
 
 
-def module_argv(name, args_file):
-    """argv that runs library/<name>.py as a process with the arguments in ``args_file``."""
-    return [sys.executable, os.path.abspath(__file__), name, str(args_file)]
+# Faults a test injects into the engine of the module it runs as a process (``harness.py NAME ARGS FAULT``).
+FAULTS = ("crash-before-rename",)
 
 
-def run_module_process(tmp_path, name, args, check_mode=False, env=None):
+def inject(fault):
+    """crash-before-rename: SIGKILL this process once the temporary file was fsynced and verified,
+    just before the rename gives it its final name (as a power cut or the OOM killer would)."""
+    from ansible.module_utils.datasafe import backup
+
+    def crash(*args, **kwargs):
+        os.kill(os.getpid(), 9)
+
+    if fault == "crash-before-rename":
+        backup.link_no_clobber = crash
+
+
+def module_argv(name, args_file, fault=None):
+    """argv that runs library/<name>.py as a process with the arguments in ``args_file``
+    (and ``fault``, one of FAULTS, injected into its engine)."""
+    return [sys.executable, os.path.abspath(__file__), name, str(args_file)] + ([fault] if fault else [])
+
+
+def run_module_process(tmp_path, name, args, check_mode=False, env=None, fault=None):
     """Run library/<name>.py as a process; returns (exit code, result dict)."""
     path = write_args(tmp_path, args, check_mode, name="%s-args.json" % name)
-    proc = subprocess.run(module_argv(name, path), capture_output=True, text=True, env=env, check=False)
+    proc = subprocess.run(module_argv(name, path, fault), capture_output=True, text=True, env=env, check=False)
     try:
         result = json.loads(proc.stdout)
     except ValueError:
@@ -165,5 +183,9 @@ def run_module_in_playbook(module, args, check=False):
 if __name__ == "__main__":
     # python tests/harness.py NAME ARGS.json: the module prints its JSON result and exits 0 or 1.
     name, args_file = sys.argv[1], sys.argv[2]
+    if len(sys.argv) > 3:
+        if sys.argv[3] not in FAULTS:
+            sys.exit("harness.py: unknown fault %r (known: %s)" % (sys.argv[3], ", ".join(FAULTS)))
+        inject(sys.argv[3])
     sys.argv = [name, args_file]
     runpy.run_path(os.path.join(LIBRARY, name + ".py"), run_name="__main__")

@@ -27,7 +27,7 @@ import threading
 import time
 import zlib
 
-from ansible.module_utils.datasafe import container, files, manifest, runner, times
+from ansible.module_utils.datasafe import container, files, manifest, roles, runner, times
 
 TRAILER = b"-- PostgreSQL database dump complete"
 FORMATS = ("plain", "custom")
@@ -501,6 +501,7 @@ def run_backup(spec):
     t0 = time.monotonic()
     name = backup_name(spec["prefix"], started.astimezone(), spec["format"], spec["compression"])
     tmp = os.path.join(directory, ".%s%s" % (name, PARTIAL_SUFFIX))
+    roles_tmp = os.path.join(directory, ".%s%s%s" % (name, roles.SUFFIX, PARTIAL_SUFFIX))
     session = SnapshotSession(spec["container"], spec["database"], spec["user"])
     counter = None
     fd = None
@@ -561,10 +562,20 @@ def run_backup(spec):
             checks += verify_sha256(tmp, sha256)
         else:
             checks, uncompressed = verify(tmp, spec["format"], spec["compression"], sha256, spec["container"])
+        roles_block = None
+        if spec.get("roles", True):
+            roles_block = dump_roles(spec, roles_tmp)
         verified_at = times.now_utc()
         if os.environ.get(CRASH_HOOK) == "1":
             os.kill(os.getpid(), 9)
         final = link_no_clobber(tmp, directory, name)
+        if roles_block is not None:
+            try:
+                os.rename(roles_tmp, roles.path_for(os.path.join(directory, final)))
+            except OSError as exc:
+                os.unlink(os.path.join(directory, final))  # our own file of a moment ago: no half backup
+                raise BackupError("roles", "cannot name the roles file: %s" % (exc.strerror or exc)) from exc
+            roles_block["file"] = os.path.basename(roles.path_for(final))
         files.fsync_dir(directory)
     except BaseException:
         if counter is not None and counter.is_alive():
@@ -573,8 +584,9 @@ def run_backup(spec):
         session.abort()
         if fd is not None:
             os.close(fd)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        for leftover in (tmp, roles_tmp):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
         raise
     ended = times.now_utc()
     path = os.path.join(directory, final)
@@ -607,7 +619,39 @@ def run_backup(spec):
         "checks": checks,
         "restore_hint": restore_hint(final, spec),
     }
+    if roles_block is not None:
+        data["roles"] = roles_block
     return data
+
+
+def dump_roles(spec, tmp):
+    """``pg_dumpall --roles-only`` inside the container into ``tmp`` (0600), fsynced and verified.
+
+    Returns the manifest's ``roles`` block (see :mod:`roles`); raises BackupError at stage ``roles``.
+    """
+    passwords = spec.get("role_auth", "hashes") == "hashes"
+    argv = roles.dump_argv(spec["container"], spec["user"], passwords)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        proc = runner.spawn(argv, stdin=runner.DEVNULL, stdout=fd)
+        _, err = proc.communicate()
+        if proc.returncode != 0:
+            raise BackupError(
+                "roles",
+                "pg_dumpall --roles-only exited %s: %s (the connecting role must be a superuser to read "
+                "password hashes; set datasafe_backup_role_passwords false otherwise)"
+                % (proc.returncode, err.decode("utf-8", "replace").strip() or "no error output"),
+            )
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    with open(tmp, "rb") as handle:
+        data = handle.read()
+    try:
+        names = roles.verify_text(data.decode("utf-8"))
+    except (roles.RolesError, UnicodeDecodeError) as exc:
+        raise BackupError("roles", "the roles dump does not verify: %s" % exc) from exc
+    return roles.manifest_block(tmp, data, passwords, names)
 
 
 def restore_hint(name, spec):

@@ -4,12 +4,34 @@ import json
 import os
 import re
 
+# datasafe's own compose override for a stack (continuous recovery: the database image with
+# pgBackRest, WAL archiving on). It lives outside the user's checkout and is added after the
+# user's compose files to every compose call datasafe makes, from here: the one place.
+# DATASAFE_OVERRIDE_DIR moves it (the test bed keeps each throwaway stack's under its root).
+OVERRIDE_DIR = "~/.datasafe/compose"
 
-def compose_argv(project, files, project_dir):
-    """``docker compose -p P --project-directory D -f F...`` (argv, never a shell string)."""
+
+def override_path(project):
+    """Where datasafe's compose override for ``project`` lives (it may not exist)."""
+    where = os.environ.get("DATASAFE_OVERRIDE_DIR") or OVERRIDE_DIR
+    return os.path.join(os.path.expanduser(where), "%s.continuous.yml" % project)
+
+
+def effective_files(project, files, project_dir, with_override=True):
+    """The stack's compose files as absolute paths, plus datasafe's override when it exists."""
+    paths = [f if os.path.isabs(f) else os.path.join(project_dir, f) for f in files]
+    override = override_path(project)
+    if with_override and os.path.exists(override) and override not in paths:
+        paths.append(override)
+    return paths
+
+
+def compose_argv(project, files, project_dir, with_override=True):
+    """``docker compose -p P --project-directory D -f F...`` (argv, never a shell string), with
+    datasafe's override (:func:`effective_files`) last."""
     argv = ["docker", "compose", "-p", project, "--project-directory", project_dir]
-    for f in files:
-        argv += ["-f", f if os.path.isabs(f) else os.path.join(project_dir, f)]
+    for f in effective_files(project, files, project_dir, with_override):
+        argv += ["-f", f]
     return argv
 
 

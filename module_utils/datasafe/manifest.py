@@ -140,6 +140,29 @@ def _classify(directory, name, has_manifest):
     return entry
 
 
+def companions(entry):
+    """Paths of the files that belong to a backup besides its manifest (the roles file), existing or not."""
+    block = (entry.get("manifest") or {}).get("roles")
+    if isinstance(block, dict) and block.get("file"):
+        return [os.path.join(os.path.dirname(entry["path"]), os.path.basename(block["file"]))]
+    return []
+
+
+def verify_companions(entry):
+    """Size and sha256 of each companion file against the manifest; a list of problems."""
+    problems = []
+    block = (entry.get("manifest") or {}).get("roles")
+    for path in companions(entry):
+        try:
+            size = os.path.getsize(path)
+        except OSError as exc:
+            problems.append("roles file %s: %s" % (path, exc.strerror or exc))
+            continue
+        if size != block.get("size") or sha256_file(path) != block.get("sha256"):
+            problems.append("roles file %s no longer matches its manifest (size or sha256)" % path)
+    return problems
+
+
 def verify_file(entry):
     """Re-check a listed backup against its manifest (size and sha256); returns a list of problems."""
     if entry.get("manifest") is None:
@@ -161,6 +184,7 @@ def verify_file(entry):
                 "sha256 %s differs from the manifest's %s: the file changed after it was verified"
                 % (actual, manifest["sha256"])
             )
+        problems += verify_companions(entry)
     return problems
 
 

@@ -18,6 +18,7 @@ Targets implement ``label``, ``state(entry, payload_name, encrypted)`` (``presen
 
 import base64
 import hashlib
+import ipaddress
 import json
 import os
 import re
@@ -25,8 +26,9 @@ import shlex
 import shutil
 import tempfile
 import time
+from urllib.parse import urlparse
 
-from ansible.module_utils.datasafe import changelog, files, manifest, metrics, runner, times
+from ansible.module_utils.datasafe import changelog, files, ledger, manifest, metrics, runner, times
 
 CHUNK = 1024 * 1024
 AGE_MAGIC = b"age-encryption.org/v1\n"
@@ -203,6 +205,38 @@ def describes(remote, entry, payload_name, encrypted):
     return block.get("payload") == payload_name and bool(block.get("encrypted")) == bool(encrypted)
 
 
+def label_for(item):
+    """The label a target item (as in datasafe_offsite_targets) is known by in metrics and the ledger."""
+    kind = item.get("type")
+    if kind == "s3":
+        prefix = str(item.get("prefix") or "").strip("/")
+        return "s3://%s/%s" % (item.get("bucket"), prefix + "/" if prefix else "")
+    if kind == "dir":
+        return DirectoryTarget.label_for(item.get("path"))
+    if kind == "rsync":
+        dest = str(item.get("dest") or "")
+        return dest if dest.endswith("/") else dest + "/"
+    raise ValueError("off-site target type %r is not s3, dir or rsync" % (kind,))
+
+
+def record_ledger(result, label):
+    """Write every copy this run confirmed (copied or re-verified) into its backup directory's ledger."""
+    when = times.now_iso()
+    by_dir = {}
+    for row, how in [(c, "copied and verified") for c in result["copied"]] + [
+        (c, "found at the target and re-verified") for c in result["skipped"]
+    ]:
+        by_dir.setdefault(row["dir"], {})[row["file"]] = {
+            "payload": row["payload"],
+            "source_sha256": row["source_sha256"],
+            "size": row.get("size"),
+            "sha256": row.get("sha256"),
+            "verified_at": when,
+            "verified_by": how,
+        }
+    return [ledger.record(directory, label, rows) for directory, rows in sorted(by_dir.items())]
+
+
 def end_timestamp(summary):
     try:
         return manifest.parse_time(summary.get("end")).timestamp()
@@ -230,7 +264,13 @@ def copy_backups(
     encrypted = bool(encrypt_with)
     for entry in entries:
         payload_name = entry["file"] + (".age" if encrypted else "")
-        summary = {"file": entry["file"], "payload": payload_name, "end": entry["manifest"].get("end")}
+        summary = {
+            "file": entry["file"],
+            "payload": payload_name,
+            "end": entry["manifest"].get("end"),
+            "dir": os.path.dirname(entry["path"]),
+            "source_sha256": entry["manifest"]["sha256"],
+        }
         if target.state(entry, payload_name, encrypted) == "present":
             result["skipped"].append(summary)
             continue
@@ -247,6 +287,7 @@ def copy_backups(
                 staged = payload = encrypt(run, entry["path"], staging_dir, encrypt_with, age=age)
             size, sha = hash_file(payload)
             extra = target.put_payload(payload, payload_name, sha, size) or {}
+            extra.update(_copy_companions(target, entry, encrypt_with, staging_dir, run, age))
             data = offsite_manifest(entry, payload_name, sha, size, encrypted, target.label, extra)
             target.put_manifest(data, payload_name + ".json")
         finally:
@@ -258,7 +299,46 @@ def copy_backups(
     return result
 
 
+def _copy_companions(target, entry, encrypt_with, staging_dir, run, age):
+    """Copy the backup's roles file (encrypted like the payload) before the manifest commits both."""
+    extra = {}
+    for path in manifest.companions(entry):
+        name = os.path.basename(path) + (".age" if encrypt_with else "")
+        staged = source = encrypt(run, path, staging_dir, encrypt_with, age=age) if encrypt_with else path
+        try:
+            size, sha = hash_file(source)
+            put = target.put_payload(source, name, sha, size) or {}
+        finally:
+            if encrypt_with:
+                os.unlink(staged)
+        extra["roles"] = {
+            "payload": name,
+            "size": size,
+            "sha256": sha,
+            "s3_checksum_sha256": put.get("s3_checksum_sha256"),
+        }
+    return extra
+
+
+def companion_problems(check, entry, block):
+    """Problems of the roles copy an off-site manifest describes; ``check(local, payload, size, sha, s3)``
+    is the target's own test of one stored object."""
+    roles = block.get("roles")
+    local = manifest.companions(entry)
+    if local and not isinstance(roles, dict):
+        return ["the off-site copy lacks the roles file"]
+    if not isinstance(roles, dict):
+        return []
+    return check(local[0] if local else None, roles.get("payload"), roles.get("size"), roles.get("sha256"), roles)
+
+
 # --------------------------------------------------------------------------- a plain directory
+
+
+def _write_all(fd, chunk):
+    view = memoryview(chunk)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 class DirectoryTarget:
@@ -301,7 +381,15 @@ class DirectoryTarget:
         if not os.path.isfile(target_file):
             return "absent"
         size, sha = hash_file(target_file, drop_cache=True)
-        return "present" if (size, sha) == (remote["offsite"]["size"], remote["offsite"]["sha256"]) else "absent"
+        if (size, sha) != (remote["offsite"]["size"], remote["offsite"]["sha256"]):
+            return "absent"
+        return "absent" if companion_problems(self._object_problems, entry, remote["offsite"]) else "present"
+
+    def _object_problems(self, _local, name, size, sha, _block):
+        path = os.path.join(self.path, name or "")
+        if not name or not os.path.isfile(path):
+            return ["%s is missing" % path]
+        return [] if hash_file(path, drop_cache=True) == (size, sha) else ["%s does not verify" % path]
 
     def _write(self, name, source_path=None, data=None, sha=None):
         final = os.path.join(self.path, name)
@@ -340,6 +428,22 @@ class DirectoryTarget:
     def put_payload(self, path, name, sha, size):
         self._write(name, source_path=path, sha=sha)
         return {"verified_by": "re-read and sha256 at the destination"}
+
+    def names(self):
+        """Every file name at the target (for a recovery's listing)."""
+        return sorted(os.listdir(self.path))
+
+    def read_json(self, name):
+        return self._read_json(name)
+
+    def download(self, name, fd):
+        """Copy the stored object ``name`` into the open file ``fd``."""
+        try:
+            with open(os.path.join(self.path, name), "rb") as src:
+                for chunk in iter(lambda: src.read(CHUNK), b""):
+                    _write_all(fd, chunk)
+        except OSError as exc:
+            raise OffsiteError("fetch", "reading %s failed: %s" % (os.path.join(self.path, name), exc)) from exc
 
     def put_manifest(self, data, name):
         self._write(name, data=data, sha=hashlib.sha256(data).hexdigest())
@@ -412,8 +516,18 @@ class RsyncTarget:
         if encrypted:
             # age output is not reproducible, so there is no local file to compare against; the
             # manifest is written only after a verified copy, and the size must still match.
-            return "present" if self._remote_size(payload_name) == remote["offsite"]["size"] else "absent"
-        return "absent" if self._differs(entry["path"], payload_name) else "present"
+            if self._remote_size(payload_name) != remote["offsite"]["size"]:
+                return "absent"
+        elif self._differs(entry["path"], payload_name):
+            return "absent"
+        return "absent" if companion_problems(self._object_problems, entry, remote["offsite"]) else "present"
+
+    def _object_problems(self, local, name, size, _sha, block):
+        if not name:
+            return ["no payload name"]
+        if name.endswith(".age") or local is None:
+            return [] if self._remote_size(name) == size else ["%s%s size differs" % (self.dest, name)]
+        return ["%s%s differs" % (self.dest, name)] if self._differs(local, name) else []
 
     def _push(self, local_path, name):
         rc, _out, err = self._rsync("--checksum", "--perms", "--chmod=F600", "--", local_path, self.dest + name)
@@ -554,7 +668,13 @@ class S3Target:
         problems = self._matches(
             self.prefix + payload_name, block.get("size"), block.get("sha256"), str(block.get("s3_checksum_sha256", ""))
         )
+        problems = problems or companion_problems(self._object_problems, entry, block)
         return "absent" if problems else "present"
+
+    def _object_problems(self, _local, name, size, sha, block):
+        if not name:
+            return ["no payload name"]
+        return self._matches(self.prefix + name, size, sha, str(block.get("s3_checksum_sha256") or ""))
 
     def _extra(self, sha):
         args = {"ChecksumAlgorithm": "SHA256", "Metadata": {"sha256": sha}}
@@ -650,6 +770,58 @@ class S3Target:
 
     def put_manifest(self, data, name):
         self._upload(self.prefix + name, None, hashlib.sha256(data).hexdigest(), len(data), data=data)
+
+    def names(self):
+        """Every object name under the prefix (for a recovery's listing)."""
+        out, token = [], None
+        while True:
+            args = {"Bucket": self.bucket, "Prefix": self.prefix}
+            if token:
+                args["ContinuationToken"] = token
+            page = self._call("list target", "ListObjectsV2", self.client.list_objects_v2, **args)
+            out += [o["Key"][len(self.prefix) :] for o in page.get("Contents", [])]
+            if not page.get("IsTruncated"):
+                return sorted(n for n in out if n and "/" not in n)
+            token = page.get("NextContinuationToken")
+
+    def read_json(self, name):
+        return self._get_json(self.prefix + name)
+
+    def download(self, name, fd):
+        """Stream the object ``name`` into the open file ``fd``."""
+        body = self._call("fetch", "GetObject", self.client.get_object, Bucket=self.bucket, Key=self.prefix + name)[
+            "Body"
+        ]
+        for chunk in iter(lambda: body.read(CHUNK), b""):
+            _write_all(fd, chunk)
+
+
+# --------------------------------------------------------------------------- endpoints
+
+
+def _loopback(url):
+    host = urlparse(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def endpoint_problem(endpoint_url, validate_certs, allow_insecure):
+    """Why this endpoint is refused, or None. Backups are medical records: no plain http off the host."""
+    if allow_insecure:
+        return None
+    if endpoint_url and urlparse(endpoint_url).scheme not in ("https", "http"):
+        return "endpoint_url %s is not an http(s) URL" % endpoint_url
+    insecure = (endpoint_url and urlparse(endpoint_url).scheme == "http") or not validate_certs
+    if insecure and not (endpoint_url and _loopback(endpoint_url)):
+        return (
+            "plain http or validate_certs=false is only allowed for a loopback test endpoint (127.0.0.1); "
+            "use https with certificate checks, or set allow_insecure_endpoint if you really must"
+        )
+    return None
 
 
 # --------------------------------------------------------------------------- metrics
@@ -824,6 +996,10 @@ def _finish(p, result, chosen, started, failure, check_mode, warn):
         if failure is not None:
             raise Failed("offsite to %s would fail at %s" % (label, failure), result)
         return result
+    try:
+        result["ledger"] = record_ledger(result, label)
+    except (OSError, ledger.LedgerError) as exc:
+        failure = failure or OffsiteError("record ledger", str(exc))
     newest = [end_timestamp(e) for e in confirmed if e.get("end")]
     newest = max([t for t in newest if t is not None], default=None)
     if p["metrics_file"]:

@@ -17,7 +17,7 @@ import os
 import re
 import time
 
-from ansible.module_utils.datasafe import background, container, counts, ready, runner, times
+from ansible.module_utils.datasafe import background, container, counts, ready, roles, runner, times
 
 MAINTENANCE_DB = "postgres"
 # PostgreSQL truncates identifiers at 63 bytes; a truncated name would collide silently.
@@ -299,6 +299,7 @@ def restore_beside(
             "database %s already exists: restore never writes into an existing database; pick another name" % new_db
         )
     like = existing.get(target)
+    roles_done = ensure_roles(run, cont, user, entry, maintenance_db)
     container.query(
         run, cont, maintenance_db, user, create_database_sql(new_db, user, like), stage="create database %s" % new_db
     )
@@ -319,7 +320,26 @@ def restore_beside(
         container.query(run, cont, new_db, user, "ANALYZE;\n", stage="analyze %s" % new_db)
     restored = container.count_rows(run, cont, new_db, user, tables)
     expected = {t: int(n) for t, n in (entry.get("counts") or {}).items()}
-    return {"created": new_db, "like": like, "counts": restored, "problems": count_problems(expected, restored)}
+    return {
+        "created": new_db,
+        "like": like,
+        "counts": restored,
+        "problems": count_problems(expected, restored),
+        "roles": roles_done,
+    }
+
+
+def ensure_roles(run, cont, user, entry, maintenance_db=MAINTENANCE_DB):
+    """Create the roles the server lacks from the backup's roles file (see :mod:`roles`); None for a
+    backup made before roles were saved. Existing roles are never altered."""
+    block = entry.get("roles")
+    if not isinstance(block, dict):
+        return None
+    path = os.path.join(os.path.dirname(entry["path"]), os.path.basename(block["file"]))
+    try:
+        return roles.ensure(run, cont, user, path, block.get("sha256"), block.get("size"), maintenance_db)
+    except roles.RolesError as exc:
+        raise RestoreError("%s; nothing was restored" % exc) from exc
 
 
 # --- the background restore's result ----------------------------------------------------------
@@ -500,6 +520,7 @@ _LISTED = (
     "app_revision",
     "counts",
     "verified_at",
+    "roles",
 )
 
 

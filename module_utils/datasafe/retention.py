@@ -7,7 +7,9 @@ Rules, in order (a backup kept by any rule is kept):
 * the newest good backup of each database is always kept;
 * scheduled and manual backups: kept while younger than ``days``; the newest of each of the
   last ``weekly`` ISO weeks and of the last ``monthly`` calendar months; the newest ``min_keep``;
-* pre-change backups have their own policy: ``pre_change_days`` and ``pre_change_min_keep``.
+* pre-change backups have their own policy: ``pre_change_days`` and ``pre_change_min_keep``;
+* while off-site copies are configured, a backup without a verified copy at every target
+  (``hold``: path -> reason, from the off-site ledger) is kept whatever its age.
 """
 
 import datetime
@@ -35,7 +37,18 @@ def _weeks_back(now, n):
     return keys
 
 
-def plan(entries, now, days=7, weekly=0, monthly=0, min_keep=7, pre_change_days=30, pre_change_min_keep=3, protect=()):
+def plan(
+    entries,
+    now,
+    days=7,
+    weekly=0,
+    monthly=0,
+    min_keep=7,
+    pre_change_days=30,
+    pre_change_min_keep=3,
+    protect=(),
+    hold=None,
+):
     """Split ``entries`` (from manifest.list_backups, newest first) into keep / remove / ignore.
 
     Returns a dict of three lists of (entry, reason). ``protect`` is a set of paths that are
@@ -62,6 +75,8 @@ def plan(entries, now, days=7, weekly=0, monthly=0, min_keep=7, pre_change_days=
             reasons.append("newest good backup of %s" % e["database"])
         if age < 0:
             reasons.append("dated in the future (clock skew?): kept")
+        if hold and e["path"] in hold:
+            reasons.append(hold[e["path"]])
         if e["kind"] in REGULAR:
             regular_seen[e["database"]] = regular_seen.get(e["database"], 0) + 1
             if age < days * 86400:

@@ -76,11 +76,16 @@ def make_backup(pg, backup_dir, name, end, kind="scheduled"):
     return path
 
 
+# The off-site ledger is the off-site runs' own record (written on every run, like the metrics
+# file); everything else in a backup directory must be exactly as it was.
+LEDGER_FILES = ("offsite-ledger.json", ".offsite-ledger.lock")
+
+
 def local_hashes(directory):
     return {
         name: sha256_of(os.path.join(directory, name))
         for name in sorted(os.listdir(directory))
-        if os.path.isfile(os.path.join(directory, name))
+        if os.path.isfile(os.path.join(directory, name)) and name not in LEDGER_FILES
     }
 
 

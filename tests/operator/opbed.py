@@ -51,6 +51,8 @@ class LmsStack:
             "LMS_BACKEND_PORT": str(self.app_port),
             "LMS_BACKEND_IMAGE": "lms-backend:%s" % self.project,
         }
+        # Error lines tests put into the logs on purpose; later verify runs ignore them.
+        self.log_noise = []
 
     # -- the stack --------------------------------------------------------------------------------
     def compose(self, *args, check=True):
@@ -77,6 +79,13 @@ class LmsStack:
             capture_output=True,
             check=False,
         )
+
+    def psql_file(self, path):
+        """Run a SQL file of tests/operator/sql in the stack's database (ON_ERROR_STOP)."""
+        with open(os.path.join(os.path.dirname(__file__), "sql", path)) as handle:
+            sql = handle.read()
+        argv = container.psql_argv(self.db, "lms_slncity", "lms_user")
+        return subprocess.run(argv, input=sql, capture_output=True, text=True, check=True)
 
     def counts(self):
         return container.count_rows(container.subprocess_runner, self.db, "lms_slncity", "lms_user", CRITICAL_TABLES)
@@ -113,7 +122,10 @@ class LmsStack:
     def inventory(self, path, drop=(), **extra):
         """An inventory like an operator's own: the must-set variables (minus ``drop``), the
         stack's compose environment, and ``extra``."""
-        variables = dict(self.must_set(), datasafe_compose_env=self.compose_env, **extra)
+        variables = dict(self.must_set(), datasafe_compose_env=self.compose_env)
+        if self.log_noise:
+            variables["datasafe_verify_log_ignore"] = list(self.log_noise)
+        variables.update(extra)
         for name in drop:
             variables.pop(name)
         data = {
@@ -143,9 +155,16 @@ def playbook_argv(inventory, playbook, *args):
     ]
 
 
-def playbook_env():
+def home_of(inventory):
+    home = os.path.join(os.path.dirname(os.path.abspath(inventory)), "home")
+    os.makedirs(home, exist_ok=True)
+    return home
+
+
+def playbook_env(home):
     return dict(
         os.environ,
+        HOME=home,
         ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
         ANSIBLE_FORCE_COLOR="0",
         ANSIBLE_NOCOLOR="1",
@@ -154,10 +173,13 @@ def playbook_env():
 
 
 def play(inventory, playbook, *args, timeout=900):
-    """ansible-playbook, run to its end; returns the CompletedProcess (stdout and stderr joined)."""
+    """ansible-playbook, run to its end; returns the CompletedProcess (stdout and stderr joined).
+
+    HOME is a directory beside the inventory, so the defaults' ``~/backups``, ``~/change-log.txt``
+    and verify snapshot land in the test's own directory, never in the real home."""
     return subprocess.run(
         playbook_argv(inventory, playbook, *args),
-        env=playbook_env(),
+        env=playbook_env(home_of(inventory)),
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

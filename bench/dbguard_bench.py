@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""The guard's overhead, measured on one throwaway server (tests/pgbed.py ThrowawayPostgres).
+
+TPS: ``pgbench -i -s 10``, then BENCH_DBGUARD_ROUNDS (default 5) pairs of rounds, alternating
+unguarded and guarded (the guard is installed and removed between rounds with the engine
+itself, so both measure the same data), each ``pgbench -b tpcb-like -c 2 -T BENCH_DBGUARD_SECONDS``
+(default 15) inside the container. Ratio of the medians, guarded / unguarded (target >= 0.95).
+
+Bulk: a 50,000-row DELETE from a copy of pgbench_accounts, unguarded and guarded under
+``SET LOCAL datasafe.break_glass`` (the guard captures, counts and audits), each in a
+transaction that is rolled back, alternating, BENCH_DBGUARD_BULK_ROUNDS (default 5) times; ratio
+of the medians (target <= 1.5). The DELETE statement is in bench/dbguard_bulk_delete.sql.
+
+The last line is ``dbguard tps ratio R``.
+"""
+
+import os
+import re
+import statistics
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "tests"))
+# isort: off
+from pgbed import ThrowawayPostgres, docker  # noqa: E402  (puts datasafe's module_utils on the path)
+from ansible.module_utils.datasafe import container, dbguard  # noqa: E402
+# isort: on
+
+ROUNDS = int(os.environ.get("BENCH_DBGUARD_ROUNDS", "5"))
+SECONDS = int(os.environ.get("BENCH_DBGUARD_SECONDS", "15"))
+BULK_ROUNDS = int(os.environ.get("BENCH_DBGUARD_BULK_ROUNDS", "5"))
+PGBENCH = "/usr/lib/postgresql/15/bin/pgbench"
+BULK_SQL = os.path.join(REPO, "bench", "dbguard_bulk_delete.sql")
+
+
+def pgbench(pg, *args):
+    out = docker("exec", pg.container, PGBENCH, "-U", pg.user, *args, pg.db)
+    return out.stdout + out.stderr
+
+
+def tps(pg):
+    text = pgbench(pg, "-b", "tpcb-like", "-n", "-c", "2", "-j", "2", "-T", str(SECONDS))
+    match = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", text)
+    if not match:
+        raise RuntimeError("pgbench printed no tps:\n" + text)
+    return float(match.group(1))
+
+
+def guard(pg, on):
+    run = container.subprocess_runner
+    if on:
+        dbguard.install(run, pg.container, pg.db, pg.user, dbguard.normalize_settings())
+    else:
+        dbguard.remove(run, pg.container, pg.db, pg.user)
+    assert dbguard.check(run, pg.container, pg.db, pg.user)["enabled"] is on
+
+
+def bulk_seconds(pg, break_glass):
+    with open(BULK_SQL, encoding="utf-8") as handle:
+        sql = handle.read()
+    prelude = "BEGIN;\nSET LOCAL datasafe.break_glass = 'bench: bulk delete';\n" if break_glass else "BEGIN;\n"
+    script = prelude + "\\timing on\n" + sql + "\\timing off\nROLLBACK;\n"
+    proc = docker(
+        "exec", "-i", pg.container, "psql", "-X", "-v", "ON_ERROR_STOP=1", "-U", pg.user, "-d", pg.db, data=script
+    )
+    match = re.search(r"^DELETE 50000\s*\nTime: ([0-9.]+) ms", proc.stdout, re.M)
+    if not match:
+        raise RuntimeError("the bulk DELETE did not delete 50000 rows:\n%s%s" % (proc.stdout, proc.stderr))
+    return float(match.group(1)) / 1000
+
+
+def main():
+    pg = ThrowawayPostgres()
+    try:
+        pg.start()
+        pgbench(pg, "-i", "-q", "-s", "10")
+        pg.psql(
+            "CREATE TABLE bulk_accounts AS SELECT * FROM pgbench_accounts WHERE aid <= 100000;"
+            "ALTER TABLE bulk_accounts ADD PRIMARY KEY (aid); VACUUM ANALYZE;"
+        )
+        plain, guarded = [], []
+        for i in range(ROUNDS):
+            for on, into in ((False, plain), (True, guarded)) if i % 2 == 0 else ((True, guarded), (False, plain)):
+                guard(pg, on)
+                into.append(tps(pg))
+                print("round %d %s: %.1f tps" % (i + 1, "guarded" if on else "unguarded", into[-1]), flush=True)
+        bulk_plain, bulk_guarded = [], []
+        for i in range(BULK_ROUNDS):
+            for on in (False, True) if i % 2 == 0 else (True, False):
+                guard(pg, on)
+                (bulk_guarded if on else bulk_plain).append(bulk_seconds(pg, on))
+                print(
+                    "bulk %d %s: %.3f s"
+                    % (i + 1, "guarded+break-glass" if on else "unguarded", (bulk_guarded if on else bulk_plain)[-1]),
+                    flush=True,
+                )
+        bulk_ratio = statistics.median(bulk_guarded) / statistics.median(bulk_plain)
+        print(
+            "dbguard bulk delete ratio %.2f (guarded %.3f s / unguarded %.3f s, 50000 rows, medians of %d)"
+            % (bulk_ratio, statistics.median(bulk_guarded), statistics.median(bulk_plain), BULK_ROUNDS)
+        )
+        ratio = statistics.median(guarded) / statistics.median(plain)
+        print(
+            "dbguard tps medians: guarded %.1f, unguarded %.1f (%d rounds of %d s, pgbench tpcb-like -c 2)"
+            % (statistics.median(guarded), statistics.median(plain), ROUNDS, SECONDS)
+        )
+        print("dbguard tps ratio %.3f" % ratio)
+    finally:
+        pg.remove()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+DELETE FROM test_results WHERE id > 0

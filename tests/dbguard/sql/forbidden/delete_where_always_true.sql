@@ -1,0 +1,2 @@
+-- expect: mass-delete-over-limit
+DELETE FROM test_results WHERE id > 0;

@@ -1,0 +1,2 @@
+-- expect: truncate
+DO $$ BEGIN EXECUTE 'TRUNCATE ' || quote_ident('invoices'); END $$;

@@ -1,0 +1,2 @@
+-- expect: drop-column
+ALTER TABLE patients DROP COLUMN medical_notes;

@@ -1,0 +1,2 @@
+-- expect: drop-owned
+DROP OWNED BY lab_import;

@@ -1,0 +1,2 @@
+-- expect: drop-schema|drop-table|drop-guard
+DROP SCHEMA public CASCADE;

@@ -1,0 +1,2 @@
+-- expect: drop-table
+drop table if exists public.test_results cascade;

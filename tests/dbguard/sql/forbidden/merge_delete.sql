@@ -1,0 +1,2 @@
+-- expect: mass-delete-over-limit
+MERGE INTO invoices i USING (SELECT 1 AS one) s ON true WHEN MATCHED THEN DELETE;

@@ -1,0 +1,3 @@
+-- expect: truncate
+SET session_replication_role = replica;
+TRUNCATE invoices;

@@ -1,0 +1,2 @@
+-- expect: truncate
+TRUNCATE TABLE visits, test_results, invoices RESTART IDENTITY CASCADE;

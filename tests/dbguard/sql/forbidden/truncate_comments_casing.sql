@@ -1,0 +1,3 @@
+-- expect: truncate
+/* nightly cleanup */ tRuNcAtE TABLE ONLY "invoices" -- reset
+;

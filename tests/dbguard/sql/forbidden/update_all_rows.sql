@@ -1,0 +1,2 @@
+-- expect: mass-update-all-rows
+UPDATE users SET role = 'admin';

@@ -1,0 +1,2 @@
+-- expect: mass-update-over-limit
+UpDaTe test_results SET flag = 'normal' WHERE id <= 5000; -- a 'small' fix

@@ -1,0 +1,2 @@
+-- expect: disable-guard
+ALTER TABLE invoices DISABLE TRIGGER ALL;

@@ -1,0 +1,2 @@
+-- expect: drop-guard
+DROP FUNCTION datasafe.guard_mass_change() CASCADE;

@@ -1,0 +1,2 @@
+-- expect: drop-guard
+DROP SCHEMA datasafe CASCADE;

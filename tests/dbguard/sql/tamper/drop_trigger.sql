@@ -1,0 +1,2 @@
+-- expect: drop-guard
+DROP TRIGGER datasafe_guard_truncate ON invoices;

@@ -1,0 +1,441 @@
+"""The guard inside PostgreSQL, against one real throwaway server for the whole module.
+
+Every destructive statement lives in a file under tests/dbguard/sql/ and is run for real with
+``psql -f`` inside the container (the migration style), or over TCP by the demo backend's own
+driver; after each refusal every table of the schema must hold exactly the rows and columns it
+held before. The db_guard module runs in-process (ansible-core's harness), talking to the same
+server with psql in the container.
+"""
+
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+from ansible.module_utils.datasafe import container, dbguard, restore
+from harness import run_module
+from pgbed import LMS, ThrowawayPostgres, docker
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+SQL = os.path.join(HERE, "sql")
+pytestmark = pytest.mark.slow
+
+# Every table, materialized view and column of the public schema, with exact row counts.
+SNAPSHOT_SQL = """
+SELECT json_object_agg(c.relname, json_build_object(
+  'rows', (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %I.%I', n.nspname, c.relname),
+                                              false, true, '')))[1]::text::bigint,
+  'columns', (SELECT string_agg(a.attname, ',' ORDER BY a.attnum) FROM pg_attribute a
+               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)))
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'm');
+"""
+
+
+def expected_rules(path):
+    with open(path, encoding="utf-8") as handle:
+        first = handle.readline()
+    match = re.match(r"-- expect: (\S+)", first)
+    assert match, "%s must start with '-- expect: <rule>'" % path
+    return match.group(1).split("|")
+
+
+def ids(paths):
+    return [os.path.basename(p)[:-4] for p in paths]
+
+
+FORBIDDEN = sorted(glob.glob(os.path.join(SQL, "forbidden", "*.sql")))
+TAMPER = sorted(glob.glob(os.path.join(SQL, "tamper", "*.sql")))
+ALLOWED = sorted(glob.glob(os.path.join(SQL, "allowed", "*.sql")))
+
+
+class Guarded:
+    def __init__(self, pg):
+        self.pg = pg
+        self.run = container.subprocess_runner
+
+    def psql_file(self, path, database=None, user=None):
+        """``psql -f`` of a file copied into the container, stopping at the first error."""
+        inside = "/tmp/dbguard-%s" % os.path.basename(path)
+        docker("cp", path, "%s:%s" % (self.pg.container, inside))
+        return subprocess.run(
+            container.docker_exec(
+                self.pg.container,
+                ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-U", user or self.pg.user, "-d", database or self.pg.db]
+                + ["-f", inside],
+            ),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    def query(self, sql, database=None):
+        return container.query(self.run, self.pg.container, database or self.pg.db, self.pg.user, sql)
+
+    def snapshot(self, database=None):
+        return json.loads(self.query(SNAPSHOT_SQL, database)[0][0])
+
+    def check(self, database=None):
+        return dbguard.check(self.run, self.pg.container, database or self.pg.db, self.pg.user)
+
+    def module(self, check_mode=False, **args):
+        base = dict(container=self.pg.container, database=self.pg.db, user=self.pg.user)
+        return run_module("db_guard", dict(base, **args), check_mode=check_mode)
+
+    def repair(self):
+        result = self.module()
+        assert not result["failed"], result["msg"]
+        assert result["guard"]["enabled"], result["guard"]["problems"]
+
+
+@pytest.fixture(scope="module")
+def guarded():
+    pg = ThrowawayPostgres()
+    try:
+        pg.start().seed()
+        g = Guarded(pg)
+        g.started = time.time()
+        proc = g.psql_file(os.path.join(SQL, "setup.sql"))
+        assert proc.returncode == 0, proc.stderr
+        g.repair()  # every test starts from a guarded database; the first removes it to install afresh
+        yield g
+    finally:
+        pg.remove()
+
+
+# --- install: check mode, real run, idempotent -------------------------------------------------
+
+
+def test_install_check_mode_real_run_then_nothing_to_do(guarded):
+    assert guarded.module(state="absent")["changed"]
+    planned = guarded.module(check_mode=True)
+    assert planned["changed"] and not planned["failed"]
+    assert planned["actions"] == ["install the guard (version %s)" % dbguard.INSTALLED_VERSION]
+    assert not guarded.check()["installed"], "check mode installed something"
+
+    done = guarded.module()
+    assert done["changed"] and done["guard"]["enabled"] and not done["guard"]["tampered"]
+    assert {"public.users", "public.visits", "public.ward_beds"} <= set(done["guard"]["tables"])
+
+    for check_mode in (True, False):
+        again = guarded.module(check_mode=check_mode)
+        assert not again["changed"] and again["actions"] == [], again["actions"]
+    checked = guarded.module(state="checked", required=True)
+    assert not checked["failed"] and checked["guard"]["enabled"]
+
+
+# --- forbidden: refused, nothing lost ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", FORBIDDEN + TAMPER, ids=ids(FORBIDDEN + TAMPER))
+def test_forbidden_statement_is_refused_and_nothing_is_lost(guarded, path):
+    before = guarded.snapshot()
+    proc = guarded.psql_file(path)
+    assert proc.returncode != 0, "%s was not refused:\n%s" % (os.path.basename(path), proc.stdout)
+    assert "datasafe guard refused" in proc.stderr, proc.stderr
+    assert any("(rule %s" % rule in proc.stderr for rule in expected_rules(path)), proc.stderr
+    # The message names the rule, the row count, the limit and how to break glass.
+    assert re.search(r"rows [0-9-]+, limit ", proc.stderr) and "SET LOCAL datasafe.break_glass" in proc.stderr
+    assert guarded.snapshot() == before
+    assert guarded.check()["enabled"], guarded.check()["problems"]
+
+
+def test_refusals_are_logged_with_transaction_id(guarded):
+    logs = docker("logs", guarded.pg.container)
+    refused = [line for line in (logs.stdout + logs.stderr).splitlines() if "datasafe guard: refused" in line]
+    assert len(refused) >= len(FORBIDDEN)
+    assert all(re.search(r"txid \d+, at \d{4}-", line) for line in refused), refused[:3]
+    # What the safe update's rollback reads to name a refused migration.
+    found = guarded.module(state="refusals", log_since=str(guarded.started))
+    assert not found["failed"] and not found["changed"] and len(found["refusals"]) == 10
+    assert all(line.startswith("datasafe guard: refused ") for line in found["refusals"])
+    assert guarded.module(state="refusals", log_since=str(time.time() + 3600))["refusals"] == []
+
+
+def test_the_demo_backends_own_connection_is_refused(guarded):
+    """pg8000 over TCP, the way lms_backend connects, from the backend's own wheels."""
+    wheels = glob.glob(os.path.join(LMS, "backend", "wheelhouse", "*.whl"))
+    pure = [w for w in wheels if w.endswith("-none-any.whl")]
+    if not any(os.path.basename(w).startswith("pg8000") for w in pure):
+        pytest.fail("the backend wheelhouse has no pg8000: run `bash testbed/setup.sh` first")
+    before = guarded.snapshot()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(HERE, "app_connection.py"),
+            "127.0.0.1",
+            str(guarded.pg.port),
+            guarded.pg.db,
+            guarded.pg.user,
+            os.path.join(SQL, "app_delete_all_results.sql"),
+        ],
+        input=guarded.pg.password,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join(pure)),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "datasafe guard refused DELETE on public.test_results" in proc.stdout
+    assert "mass-delete-over-limit" in proc.stdout
+    assert guarded.snapshot() == before
+
+
+def test_an_application_role_without_privileges_on_the_guard_is_refused_and_can_break_glass(guarded):
+    """lab_app is no superuser and owns nothing: the triggers run as it, the audit row is still written."""
+    proc = guarded.psql_file(os.path.join(SQL, "app_role_break_glass.sql"), user="lab_app")
+    assert proc.returncode == 0, proc.stderr
+    assert "datasafe guard refused DELETE on public.app_scratch" in proc.stderr
+    assert guarded.query("SELECT count(*) FROM app_scratch") == [["0"]]
+    assert guarded.query(
+        "SELECT session_user_name, rule, affected_rows FROM datasafe.audit WHERE reason = 'app role test'"
+    ) == [["lab_app", "mass-delete-all-rows", "3"]]
+
+
+# --- allowed ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ALLOWED, ids=ids(ALLOWED))
+def test_allowed_family_runs(guarded, path):
+    audit_before = guarded.check()["audit_rows"]
+    proc = guarded.psql_file(path)
+    assert proc.returncode == 0, proc.stderr
+    verdict = guarded.check()
+    assert verdict["enabled"], verdict["problems"]
+    name = os.path.basename(path)
+    if name == "break_glass.sql":
+        assert verdict["audit_rows"] == audit_before + 1
+        row = guarded.query(
+            "SELECT session_user_name, application_name, rule, operation, object_name, affected_rows, reason, "
+            "statement, txid > 0, at > now() - interval '1 hour' FROM datasafe.audit ORDER BY id DESC LIMIT 1"
+        )[0]
+        assert row[:7] == [
+            guarded.pg.user,
+            "dbguard-test",
+            "mass-delete-all-rows",
+            "DELETE",
+            "public.ward_beds",
+            "3",
+            "retire the old ward list, ticket LAB-42",
+        ]
+        assert "DELETE FROM ward_beds" in row[7] and row[8:] == ["t", "t"]
+        logs = docker("logs", guarded.pg.container)
+        assert "datasafe guard: break-glass DELETE on public.ward_beds" in logs.stdout + logs.stderr
+    else:
+        assert verdict["audit_rows"] == audit_before, "%s wrote an audit row" % name
+    if name == "partitions.sql":
+        assert {"public.sample_log", "public.sample_log_2026"} <= set(verdict["tables"])
+
+
+def test_an_application_workload_runs_normally(guarded):
+    inside = "/tmp/dbguard-workload.sql"
+    docker("cp", os.path.join(HERE, "workload.sql"), "%s:%s" % (guarded.pg.container, inside))
+    proc = docker(
+        "exec",
+        guarded.pg.container,
+        "/usr/lib/postgresql/15/bin/pgbench",
+        "-n",
+        "-U",
+        guarded.pg.user,
+        "-f",
+        inside,
+        "-c",
+        "2",
+        "-t",
+        "100",
+        guarded.pg.db,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "number of transactions actually processed: 200/200" in proc.stdout
+    assert re.search(r"number of failed transactions: 0\b", proc.stdout), proc.stdout
+
+
+# --- tampering the event triggers cannot refuse is detected ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        (
+            "disable_event_trigger_then_trigger",
+            [
+                "event trigger datasafe_guard_ddl is disabled",
+                "trigger datasafe_guard_truncate on public.invoices is disabled",
+            ],
+        ),
+        ("replace_function", ["function datasafe.guard_truncate was replaced"]),
+        ("drop_event_trigger", ["event trigger datasafe_guard_drop is missing"]),
+    ],
+)
+def test_tampering_is_detected_by_the_next_check_and_repaired(guarded, name, expected, tmp_path):
+    proc = guarded.psql_file(os.path.join(SQL, "detected", name + ".sql"))
+    assert proc.returncode == 0, proc.stderr
+    metrics_file = str(tmp_path / "datasafe_dbguard.prom")
+    checked = guarded.module(state="checked", metrics_file=metrics_file)
+    assert checked["failed"] and checked["guard"]["tampered"]
+    assert "THE GUARD INSIDE POSTGRESQL WAS CHANGED" in checked["msg"]
+    for text in expected:
+        assert text in checked["msg"], checked["msg"]
+    with open(metrics_file, encoding="utf-8") as handle:
+        assert 'datasafe_dbguard_ok{database="lms_slncity"} 0' in handle.read()
+    planned = guarded.module(check_mode=True)
+    assert planned["changed"] and any(a.startswith("repair: ") for a in planned["actions"])
+    assert guarded.check()["tampered"], "check mode repaired something"
+    guarded.repair()
+    assert guarded.module(state="checked", metrics_file=metrics_file)["guard"]["enabled"]
+    with open(metrics_file, encoding="utf-8") as handle:
+        assert 'datasafe_dbguard_ok{database="lms_slncity"} 1' in handle.read()
+
+
+# --- dumps of a guarded database restore, guard included ---------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["plain", "custom"])
+def test_a_dump_restores_into_a_new_database_with_the_guard_working(guarded, fmt):
+    target = "dbguard_restored_%s" % fmt
+    pg = guarded.pg
+    guarded.query(restore.create_database_sql(target, pg.user))
+    with tempfile.NamedTemporaryFile(suffix=".dump") as dump:
+        argv = ["pg_dump", "-U", pg.user, "-d", pg.db] + (["-Z", "6"] if fmt == "plain" else ["-Fc"])
+        subprocess.run(container.docker_exec(pg.container, argv), stdout=dump, check=True)
+        dump.flush()
+        restore.restore_file(guarded.run, pg.container, pg.user, target, dump.name, fmt, "gzip")
+    assert guarded.snapshot(target) == guarded.snapshot()
+    verdict = guarded.check(target)
+    assert verdict["enabled"] and verdict["current"], verdict["problems"]
+    assert verdict["audit_rows"] == guarded.check()["audit_rows"]
+    proc = guarded.psql_file(os.path.join(SQL, "forbidden", "truncate.sql"), database=target)
+    assert proc.returncode != 0 and "datasafe guard refused TRUNCATE" in proc.stderr
+
+
+# --- absent, and settings ------------------------------------------------------------------------
+
+
+def test_table_limits_and_schemas_are_validated_before_anything_changes(guarded):
+    for bad in (dict(table_limits={"visits": 0}), dict(table_limits={"visits;drop": 5}), dict(schemas=["datasafe"])):
+        result = guarded.module(**bad)
+        assert result["failed"] and "nothing was changed" in result["msg"], result
+    assert guarded.check()["settings"]["table_limits"] == {}
+
+
+def test_per_table_limit_from_the_inventory(guarded):
+    result = guarded.module(table_limits={"test_results": 20000})
+    assert result["changed"] and result["guard"]["settings"]["table_limits"] == {"public.test_results": 20000}
+    proc = guarded.psql_file(os.path.join(SQL, "forbidden", "update_over_limit.sql"))
+    assert proc.returncode == 0, proc.stderr  # 5000 rows: under this table's own limit
+    result = guarded.module()
+    assert result["changed"] and result["guard"]["settings"]["table_limits"] == {}
+
+
+def test_absent_removes_the_guard_and_keeps_the_audit(guarded):
+    audit = guarded.check()["audit_rows"]
+    assert audit >= 1
+    planned = guarded.module(state="absent", check_mode=True)
+    assert planned["changed"] and guarded.check()["enabled"], "check mode removed something"
+    removed = guarded.module(state="absent")
+    assert removed["changed"] and not removed["guard"]["installed"]
+    assert removed["guard"]["audit_rows"] == audit
+    assert not guarded.module(state="absent")["changed"]
+    assert not guarded.module(state="checked")["failed"]
+    required = guarded.module(state="checked", required=True)
+    assert required["failed"] and "required" in required["msg"]
+    guarded.repair()
+
+
+# --- pure logic ---------------------------------------------------------------------------------
+
+
+def test_normalize_settings():
+    assert dbguard.normalize_settings(500, {"visits": 5000, "x.y": "off"}, ["public"]) == {
+        "default_max_rows": "500",
+        "schemas": "public",
+        "table_limits": {"public.visits": 5000, "x.y": None},
+    }
+    assert dbguard.normalize_settings()["schemas"] == "*"
+    for bad in (dict(default_max_rows=0), dict(table_limits={"v": True}), dict(table_limits={"v": "1.5"})):
+        with pytest.raises(ValueError):
+            dbguard.normalize_settings(**bad)
+
+
+def test_every_function_body_is_hashed_and_versioned():
+    assert set(dbguard.EXPECTED_MD5) == set(dbguard.FUNCTION_NAMES)
+    assert dbguard.INSTALLED_VERSION.startswith(dbguard.VERSION + "+")
+    assert dbguard.judge({"settings": {}, "functions": {}, "event_triggers": {}, "tables": []})["installed"] is False
+
+
+# --- the role and playbook, with real ansible-playbook -------------------------------------------
+
+
+def playbook(guarded, path, *args):
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_FORCE_COLOR="0")
+    return subprocess.run(
+        [
+            os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
+            path,
+            "-e",
+            "datasafe_db_container=%s" % guarded.pg.container,
+            *args,
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def recap(proc):
+    match = re.search(r"localhost\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=\d+\s+failed=(\d+)", proc.stdout)
+    assert match, proc.stdout[-3000:] + proc.stderr[-2000:]
+    return {"changed": int(match.group(2)), "failed": int(match.group(3))}
+
+
+def test_playbook_installs_in_check_mode_honestly_and_is_idempotent(guarded, tmp_path):
+    assert guarded.module(state="absent")["changed"]
+    dbguard_yml = os.path.join(REPO, "playbooks", "dbguard.yml")
+    planned = playbook(guarded, dbguard_yml, "--check")
+    assert recap(planned) == {"changed": 1, "failed": 0} and "install the guard" in planned.stdout
+    assert not guarded.check()["installed"]
+    assert recap(playbook(guarded, dbguard_yml)) == {"changed": 1, "failed": 0}
+    assert guarded.check()["enabled"]
+    assert recap(playbook(guarded, dbguard_yml)) == {"changed": 0, "failed": 0}
+
+    # What verify, backup and the update's preflight include: passes now, fails loudly once changed.
+    check_play = tmp_path / "check.yml"
+    check_play.write_text(
+        "- hosts: production\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.include_role: {name: datasafe_dbguard, tasks_from: check}\n"
+    )
+    assert recap(playbook(guarded, str(check_play))) == {"changed": 0, "failed": 0}
+    proc = guarded.psql_file(os.path.join(SQL, "detected", "disable_event_trigger_then_trigger.sql"))
+    assert proc.returncode == 0, proc.stderr
+    failed = playbook(guarded, str(check_play))
+    assert recap(failed)["failed"] == 1
+    assert "THE GUARD INSIDE POSTGRESQL WAS CHANGED" in failed.stdout
+    assert "trigger datasafe_guard_truncate on public.invoices is disabled" in failed.stdout
+    assert recap(playbook(guarded, dbguard_yml)) == {"changed": 1, "failed": 0}
+    assert guarded.check()["enabled"]
+
+
+def test_an_older_guard_is_reported_outdated_not_tampered():
+    state = {
+        "settings": {"version": "0+0123456789ab"},
+        "functions": {name: "0" * 32 for name in dbguard.EXPECTED_MD5},  # older bodies
+        "event_triggers": {
+            name: {"enabled": "A", "function": "datasafe." + function}
+            for name, (_event, function, _when) in dbguard.EVENT_TRIGGERS.items()
+        },
+        "tables": [],
+    }
+    verdict = dbguard.judge(state)
+    assert verdict["installed"] and not verdict["current"] and len(verdict["problems"]) == 1
+    assert "upgrade it with playbooks/dbguard.yml" in verdict["problems"][0]
+    assert dbguard.checked_failure(verdict).startswith("the guard inside PostgreSQL is outdated")
+    assert dbguard.plan_install(verdict, dbguard.normalize_settings())[0].startswith("upgrade the guard from 0+")
