@@ -110,6 +110,14 @@ duration_seconds:
   description: Time from start to cleanup.
   returned: always
   type: float
+roles:
+  description:
+    - What the backup's roles file did on the server before the load (see module_utils/datasafe/roles.py)
+      - C(created) (roles that were missing), C(existing) (left exactly as they were), C(skipped)
+      (memberships of existing roles, settings of databases that do not exist yet). Null for a
+      backup made before roles were saved.
+  returned: success
+  type: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule
