@@ -161,7 +161,7 @@ def test_after_the_server_is_lost_recover_server_rebuilds_it_identically(old_ser
         },
         check=False,
     )
-    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:] + old_server.diagnose()
     assert fingerprint(old_server) == STATE["fingerprint"]
     url = old_server.variables()["datasafe_health_url"]
     assert url.startswith("http://127.0.0.1:")
