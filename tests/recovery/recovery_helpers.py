@@ -126,7 +126,9 @@ class OldServer:
             "datasafe_db_user": USER,
             "datasafe_critical_tables": CRITICAL_TABLES,
             "datasafe_health_url": "http://127.0.0.1:%d/health" % self.app_port,
-            "datasafe_health_retries": 120,
+            # The machine the tests share is often loaded far beyond its 2 cores (load 40+): the
+            # recovered backend has taken minutes to boot there. A wait, not a speed claim.
+            "datasafe_health_retries": 540,
             "datasafe_health_delay": 1,
             "datasafe_backup_dir": self.backups,
             "datasafe_change_log": self.change_log,
