@@ -34,10 +34,18 @@ options:
       - Database role C(psql) connects as, over the container's local socket; installing and
         removing need a superuser (event triggers).
   state:
-    description: Installed (V(present)), removed (V(absent)) or only checked (V(checked)).
+    description:
+      - Installed (V(present)), removed (V(absent)) or only checked (V(checked)).
+      - V(refusals) only reads the server log since O(log_since) and returns the guard's refusals
+        (RV(refusals)); the safe update's rollback names them in its failure.
     type: str
-    choices: [present, absent, checked]
+    choices: [present, absent, checked, refusals]
     default: present
+  log_since:
+    description:
+      - With O(state=refusals), where to start reading the server log (a Unix time, or what
+        C(docker logs --since) takes).
+    type: str
   default_max_rows:
     description: The most rows one DELETE or UPDATE may change in a table without an override.
     type: int
@@ -119,6 +127,11 @@ guard:
     tables: {description: The guarded tables., type: list, elements: str, returned: always}
     settings: {description: Default limit, schemas and per-table limits as installed., type: dict, returned: always}
     audit_rows: {description: Rows in datasafe.audit (break-glass uses)., type: int, returned: always}
+refusals:
+  description: The guard's refusals in the server log since O(log_since), at most the last ten.
+  returned: when state is refusals
+  type: list
+  elements: str
 metrics_file:
   description: The textfile written, when O(metrics_file) is set and not in check mode.
   returned: when written
@@ -137,7 +150,8 @@ def main():
             container=dict(type="str", required=True),
             database=dict(type="str", required=True),
             user=dict(type="str", required=True),
-            state=dict(type="str", choices=["present", "absent", "checked"], default="present"),
+            state=dict(type="str", choices=["present", "absent", "checked", "refusals"], default="present"),
+            log_since=dict(type="str"),
             default_max_rows=dict(type="int", default=dbguard.DEFAULT_MAX_ROWS),
             table_limits=dict(type="dict", default={}),
             schemas=dict(type="list", elements="str", default=[]),
@@ -149,6 +163,14 @@ def main():
     p = module.params
     run = container.module_runner(module)
     where = (run, p["container"], p["database"], p["user"])
+    if p["state"] == "refusals":
+        if not p["log_since"]:
+            module.fail_json(msg="db_guard: state refusals needs log_since (a Unix time); nothing was read")
+        try:
+            refusals = dbguard.refusals_since(run, p["container"], p["log_since"])
+        except dbguard.DbGuardError as exc:
+            module.fail_json(msg="db_guard: %s" % exc, refusals=[])
+        module.exit_json(changed=False, actions=[], refusals=refusals)
     try:
         desired = dbguard.normalize_settings(p["default_max_rows"], p["table_limits"], p["schemas"])
         if p["state"] == "present":

@@ -43,6 +43,28 @@ options:
     description: Age in seconds after which a held lock is reported as probably stale.
     type: int
     default: 21600
+  owner:
+    description:
+      - The process that owns the run (C(pid), C(pid_start), C(host)), recorded instead of the
+        module's own short-lived process; a playbook passes C(lookup('datasafe_run_owner')).
+    type: dict
+  take_over_dead:
+    description:
+      - Take over a lock whose recorded owner process is gone (same host; that pid with that start
+        time no longer runs), as the run that held it was interrupted. Its record is kept in
+        C(<path>.interrupted) and returned in RV(interrupted). A lock whose owner runs, or cannot be
+        checked (another host, an older record), is never taken over.
+    type: bool
+    default: false
+  phase:
+    description:
+      - With O(state=present) and the lock held by O(token), record the phase the run is in (and
+        O(facts)) in the lock, so a run that finds it interrupted knows where it stopped.
+    type: str
+  facts:
+    description: What a run finding this one interrupted needs to know (for example the counts before down).
+    type: dict
+    default: {}
 attributes:
   check_mode:
     support: full
@@ -64,6 +86,14 @@ holder:
   description: The lock's content when another run holds it.
   returned: when held by another run
   type: dict
+interrupted:
+  description: The record of the interrupted run whose lock was taken over (its phase and facts), else null.
+  returned: always
+  type: dict
+interrupted_summary:
+  description: One line saying which run was interrupted, when it started and at which phase.
+  returned: always
+  type: str
 """
 
 import os
@@ -81,19 +111,29 @@ def main():
             purpose=dict(type="str", default="change"),
             wait=dict(type="int", default=0),
             stale_after=dict(type="int", default=lock.DEFAULT_STALE_AFTER),
+            owner=dict(type="dict"),
+            take_over_dead=dict(type="bool", default=False),
+            phase=dict(type="str"),
+            facts=dict(type="dict", default={}),
         ),
         supports_check_mode=True,
     )
     p = module.params
-    change_lock = lock.FileLock(os.path.expanduser(p["path"]), p["token"], p["purpose"], p["stale_after"])
+    change_lock = lock.FileLock(os.path.expanduser(p["path"]), p["token"], p["purpose"], p["stale_after"], p["owner"])
     try:
         if p["state"] == "absent":
             changed = change_lock.release(module.check_mode)
+        elif p["phase"]:
+            changed = change_lock.note(p["phase"], p["facts"], module.check_mode)
         else:
-            changed = change_lock.take(p["wait"], module.check_mode)
+            changed = change_lock.take(p["wait"], module.check_mode, take_over_dead=p["take_over_dead"])
     except lock.LockHeld as exc:
         module.fail_json(msg=str(exc), holder=exc.holder)
-    module.exit_json(changed=changed)
+    module.exit_json(
+        changed=changed,
+        interrupted=change_lock.interrupted,
+        interrupted_summary=lock.describe_interrupted(change_lock.interrupted, change_lock.path),
+    )
 
 
 if __name__ == "__main__":

@@ -30,19 +30,6 @@ description:
 version_added: "0.2.0"
 author: datasafe maintainers
 options:
-  project_src:
-    description: Directory of the compose project (its files are relative to it).
-    type: path
-    required: true
-  project_name:
-    description: Compose project name.
-    type: str
-    required: true
-  files:
-    description: Compose files, relative to O(project_src) or absolute.
-    type: list
-    elements: str
-    default: [docker-compose.yml]
   database:
     description: The PostgreSQL service to start first and prove before anything else starts.
     type: dict
@@ -139,15 +126,14 @@ options:
             that healthcheck meanwhile (C(stack_info)'s O(ignore:wait_healthy)). V(0) judges at once.
         type: int
         default: 0
+extends_documentation_fragment:
+  - datasafe.compose
 attributes:
   check_mode:
     support: full
     description: In check mode nothing runs; the commands that would run are returned.
   diff_mode:
     support: none
-notes:
-  - The compose variables (project name overrides, ports, image tags) come from the task's
-    C(environment), as for community.docker.docker_compose_v2.
 seealso:
   - module: community.docker.docker_compose_v2
 """
@@ -234,9 +220,7 @@ from ansible.module_utils.datasafe import runner, stack
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            project_src=dict(type="path", required=True),
-            project_name=dict(type="str", required=True),
-            files=dict(type="list", elements="str", default=["docker-compose.yml"]),
+            stack.compose_argument_spec(),
             database=dict(
                 type="dict",
                 options=dict(

@@ -19,33 +19,19 @@ description:
 version_added: "0.3.0"
 author: datasafe maintainers
 options:
-  project_src:
-    description: Directory of the compose project (its files are relative to it).
-    type: path
-    required: true
-  project_name:
-    description: Compose project name.
-    type: str
-    required: true
-  files:
-    description: Compose files, relative to O(project_src) or absolute.
-    type: list
-    elements: str
-    default: [docker-compose.yml]
   services:
     description: The services to stop, by compose service name (at least one).
     type: list
     elements: str
     required: true
+extends_documentation_fragment:
+  - datasafe.compose
 attributes:
   check_mode:
     support: full
     description: Lists the running services (one C(docker ps)) and returns the command that would run; stops nothing.
   diff_mode:
     support: none
-notes:
-  - The compose variables (project name overrides, image tags) come from the task's
-    C(environment), as for M(stack_start).
 seealso:
   - module: stack_start
 """
@@ -82,9 +68,7 @@ from ansible.module_utils.datasafe import runner, stack
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            project_src=dict(type="path", required=True),
-            project_name=dict(type="str", required=True),
-            files=dict(type="list", elements="str", default=["docker-compose.yml"]),
+            stack.compose_argument_spec(),
             services=dict(type="list", elements="str", required=True),
         ),
         supports_check_mode=True,

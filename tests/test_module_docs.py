@@ -149,12 +149,13 @@ def test_the_comparison_sees_a_difference():
 
 
 def test_modules_sharing_options_take_them_from_the_fragments(rendered):
-    """A module that takes the database in its container, break-glass or an off-site target's options
-    says so with extends_documentation_fragment rather than writing them again."""
+    """A module that takes the database in its container, break-glass, an off-site target's or a compose
+    project's options says so with extends_documentation_fragment rather than writing them again."""
     fragments = {
         "datasafe": {"container", "database", "user"},
         "datasafe.breakglass": {"allow_destructive", "reason", "breakglass_max_age", "change_log_json"},
         "datasafe.offsite": {"backups", "encrypt", "age_recipients", "staging_dir"},
+        "datasafe.compose": {"project_src", "project_name", "files"},
     }
     for module in MODULES:
         with open(os.path.join(REPO, "library", module + ".py"), encoding="utf-8") as handle:

@@ -592,12 +592,18 @@ def judge(state):
     events = state.get("event_triggers") or {}
     installed = bool(version) or bool(events) or any(name in functions for name in EXPECTED_MD5)
     problems, tables = [], []
+    outdated = bool(version) and version != INSTALLED_VERSION
     if installed:
         for name, md5 in sorted(EXPECTED_MD5.items()):
             if name not in functions:
                 problems.append("function datasafe.%s is missing (dropped)" % name)
-            elif functions[name] != md5:
+            elif functions[name] != md5 and not outdated:  # an older guard has older bodies
                 problems.append("function datasafe.%s was replaced: its body differs from datasafe's" % name)
+        if outdated:
+            problems.append(
+                "the installed guard is version %s, this datasafe's is %s: upgrade it with playbooks/dbguard.yml"
+                % (version, INSTALLED_VERSION)
+            )
         for name, (_event, function, _when) in sorted(EVENT_TRIGGERS.items()):
             found = events.get(name)
             if not found:
@@ -666,6 +672,18 @@ def describe(verdict):
     return text
 
 
+_REFUSAL = re.compile(r"datasafe guard: refused [^\n]*")
+
+
+def refusals_since(run, cont, since):
+    """The guard's refusals (its RAISE LOG lines) in the server log since ``since`` (a Unix time or
+    anything ``docker logs --since`` takes), oldest first, at most the last ten."""
+    rc, out, err = run(["docker", "logs", "--since", str(since), cont])
+    if rc != 0:
+        raise DbGuardError("could not read the server log of %s (exit %s): %s" % (cont, rc, (err or "").strip()))
+    return _REFUSAL.findall((out or "") + "\n" + (err or ""))[-10:]
+
+
 def checked_failure(verdict, required=False):
     """The failure message of a check that must pass, or None: an installed guard must be complete,
     enabled and current; a required one must be installed."""
@@ -676,6 +694,8 @@ def checked_failure(verdict, required=False):
                 "run playbooks/dbguard.yml"
             )
         return None
+    if verdict["problems"] and verdict["current"] is False and len(verdict["problems"]) == 1 and verdict["version"]:
+        return "the guard inside PostgreSQL is outdated: %s" % verdict["problems"][0]
     if verdict["problems"]:
         return (
             "THE GUARD INSIDE POSTGRESQL WAS CHANGED: %s. Someone disabled or removed part of it; find out who "

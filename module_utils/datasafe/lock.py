@@ -62,8 +62,12 @@ def _user():
         return str(os.getuid())
 
 
-def owner_record(purpose, token=None, pid=None):
-    """The record a lock file holds for its owner (this process unless ``pid`` is given)."""
+def owner_record(purpose, token=None, pid=None, owner=None):
+    """The record a lock file holds for its owner (this process unless ``pid`` is given).
+
+    ``owner`` ({pid, pid_start, host}) names a process elsewhere as the owner: a lock a playbook
+    takes through a module belongs to the ansible-playbook process, not to the module's own
+    short-lived process (see plugins/lookup/datasafe_run_owner.py)."""
     pid = pid or os.getpid()
     record = {
         "purpose": purpose,
@@ -74,6 +78,8 @@ def owner_record(purpose, token=None, pid=None):
         "started": datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat(timespec="seconds"),
         "epoch": time.time(),
     }
+    if owner:
+        record.update({k: owner[k] for k in ("pid", "pid_start", "host") if owner.get(k) is not None})
     if token is not None:
         record["token"] = token
     return record
@@ -131,24 +137,51 @@ def describe(holder, path, stale_after=DEFAULT_STALE_AFTER):
     return text
 
 
+def describe_interrupted(holder, path):
+    """One line about a run found interrupted (its owner gone), or "" when there is none."""
+    if not holder:
+        return ""
+    phase = holder.get("phase") or "before its first recorded phase"
+    return "an interrupted run was found: %s (pid %s on %s, started %s) ended without releasing %s, at phase %s" % (
+        holder.get("purpose", "a change"),
+        holder.get("pid"),
+        holder.get("host"),
+        holder.get("started"),
+        path,
+        phase,
+    )
+
+
 class FileLock:
     """A lock that is a file, taken and released by a token (it outlives the process that took it)."""
 
-    def __init__(self, path, token, purpose="change", stale_after=DEFAULT_STALE_AFTER):
+    def __init__(self, path, token, purpose="change", stale_after=DEFAULT_STALE_AFTER, owner=None):
         self.path = os.path.expanduser(path)
-        self.token, self.purpose, self.stale_after = token, purpose, stale_after
+        self.token, self.purpose, self.stale_after, self.owner = token, purpose, stale_after, owner
+        # The record of a run whose owner was gone when this lock was taken over (take_over_dead).
+        self.interrupted = None
 
-    def take(self, wait=0, check_mode=False, sleep=time.sleep, clock=time.monotonic):
+    def take(self, wait=0, check_mode=False, sleep=time.sleep, clock=time.monotonic, take_over_dead=False):
         """Take the lock; returns True when taken now, False when this token already held it.
 
         Waits up to ``wait`` seconds for another holder, then raises :class:`LockHeld`. In check
-        mode nothing is written (and True means "would take it").
+        mode nothing is written (and True means "would take it"). With ``take_over_dead``, a lock
+        whose recorded owner process is gone (:func:`owner_alive` False: same host, that pid with
+        that start time no longer runs) is an interrupted run's: its record is kept beside the lock
+        (``<path>.interrupted``), returned in :attr:`interrupted`, and the lock is taken. An owner
+        that cannot be checked (another host, an old record) is never taken over.
         """
         deadline = clock() + max(0, wait)
         while True:
             holder = read(self.path)
             if holder is not None and holder.get("token") == self.token:
                 return False
+            if holder is not None and take_over_dead and owner_alive(holder) is False:
+                self.interrupted = holder
+                if check_mode:
+                    return True
+                self._set_aside(holder)
+                continue
             if holder is None:
                 if check_mode:
                     return True
@@ -169,9 +202,40 @@ class FileLock:
         except FileExistsError:
             return False
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(owner_record(self.purpose, self.token), handle)
+            json.dump(owner_record(self.purpose, self.token, owner=self.owner), handle)
             handle.flush()
             os.fsync(handle.fileno())
+        return True
+
+    def _set_aside(self, holder):
+        """Move a dead owner's lock to ``<path>.interrupted`` (only if it is still that record)."""
+        aside = self.path + ".interrupted"
+        try:
+            os.rename(self.path, aside)
+        except FileNotFoundError:
+            return  # another run took it over first; the loop reads again
+        if read(aside) != holder:  # someone replaced the lock between our read and the rename
+            os.rename(aside, self.path)
+            raise LockHeld("refusing to start: the lock %s changed while it was read" % self.path, read(self.path))
+
+    def note(self, phase, facts=None, check_mode=False):
+        """Record the phase this token's run is in (and ``facts`` for whoever finds it interrupted),
+        replacing the lock file atomically; the lock is never absent meanwhile."""
+        holder = read(self.path)
+        if holder is None or holder.get("token") != self.token:
+            raise LockHeld("not noting phase %r in %s: this run does not hold it" % (phase, self.path), holder)
+        if check_mode:
+            return True
+        record = dict(holder, phase=phase, phase_at=time.time())
+        if facts:
+            record["facts"] = dict(holder.get("facts") or {}, **facts)
+        tmp = "%s.%d.tmp" % (self.path, os.getpid())
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(record, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.rename(tmp, self.path)
         return True
 
     def release(self, check_mode=False):

@@ -278,6 +278,16 @@ def check(run, project, db_service, expected_volume, data_path=PGDATA, require_r
 SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
+def compose_argument_spec():
+    """The options naming the compose project, as stack_start and stack_stop take them (their
+    documentation: the ``datasafe.compose`` doc fragment)."""
+    return dict(
+        project_src=dict(type="path", required=True),
+        project_name=dict(type="str", required=True),
+        files=dict(type="list", elements="str", default=["docker-compose.yml"]),
+    )
+
+
 class StackError(Exception):
     """Starting or stopping failed; ``result`` holds what had happened until then (commands that
     ran, seconds waited, counts taken), for the caller to report beside the message."""

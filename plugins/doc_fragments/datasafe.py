@@ -5,7 +5,8 @@ A module lists what it takes from here under ``extends_documentation_fragment``:
 
 - ``datasafe`` (DOCUMENTATION): the database in its container, C(container) / C(database) / C(user);
 - ``datasafe.breakglass``: the guards' break-glass and deny-rule options (safe_sql, safe_command);
-- ``datasafe.offsite``: what every off-site target takes (offsite_copy, offsite_s3).
+- ``datasafe.offsite``: what every off-site target takes (offsite_copy, offsite_s3);
+- ``datasafe.compose``: the compose project a module starts or stops (stack_start, stack_stop).
 
 ansible.cfg's ``doc_fragment_plugins`` points ansible-doc here. A module may repeat an option to
 say what it means there: its own keys (usually just ``description``) win over the fragment's, the
@@ -109,4 +110,25 @@ options:
   change_log:
     description: The protocol's change log (C(~/change-log.txt)); JSON lines go to C(change-log.jsonl) beside it.
     type: path
+"""
+
+    # The compose project, as the stack engine builds its command line (compose.compose_argv).
+    COMPOSE = r"""
+options:
+  project_src:
+    description: Directory of the compose project (its files are relative to it).
+    type: path
+    required: true
+  project_name:
+    description: Compose project name.
+    type: str
+    required: true
+  files:
+    description: Compose files, relative to O(project_src) or absolute.
+    type: list
+    elements: str
+    default: [docker-compose.yml]
+notes:
+  - The compose variables (project name overrides, ports, image tags) come from the task's
+    C(environment), as for M(community.docker.docker_compose_v2).
 """

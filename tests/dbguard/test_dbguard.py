@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 
 import pytest
 from ansible.module_utils.datasafe import container, dbguard, restore
@@ -99,6 +100,7 @@ def guarded():
     try:
         pg.start().seed()
         g = Guarded(pg)
+        g.started = time.time()
         proc = g.psql_file(os.path.join(SQL, "setup.sql"))
         assert proc.returncode == 0, proc.stderr
         g.repair()  # every test starts from a guarded database; the first removes it to install afresh
@@ -149,6 +151,11 @@ def test_refusals_are_logged_with_transaction_id(guarded):
     refused = [line for line in (logs.stdout + logs.stderr).splitlines() if "datasafe guard: refused" in line]
     assert len(refused) >= len(FORBIDDEN)
     assert all(re.search(r"txid \d+, at \d{4}-", line) for line in refused), refused[:3]
+    # What the safe update's rollback reads to name a refused migration.
+    found = guarded.module(state="refusals", log_since=str(guarded.started))
+    assert not found["failed"] and not found["changed"] and len(found["refusals"]) == 10
+    assert all(line.startswith("datasafe guard: refused ") for line in found["refusals"])
+    assert guarded.module(state="refusals", log_since=str(time.time() + 3600))["refusals"] == []
 
 
 def test_the_demo_backends_own_connection_is_refused(guarded):
@@ -415,3 +422,20 @@ def test_playbook_installs_in_check_mode_honestly_and_is_idempotent(guarded, tmp
     assert "trigger datasafe_guard_truncate on public.invoices is disabled" in failed.stdout
     assert recap(playbook(guarded, dbguard_yml)) == {"changed": 1, "failed": 0}
     assert guarded.check()["enabled"]
+
+
+def test_an_older_guard_is_reported_outdated_not_tampered():
+    state = {
+        "settings": {"version": "0+0123456789ab"},
+        "functions": {name: "0" * 32 for name in dbguard.EXPECTED_MD5},  # older bodies
+        "event_triggers": {
+            name: {"enabled": "A", "function": "datasafe." + function}
+            for name, (_event, function, _when) in dbguard.EVENT_TRIGGERS.items()
+        },
+        "tables": [],
+    }
+    verdict = dbguard.judge(state)
+    assert verdict["installed"] and not verdict["current"] and len(verdict["problems"]) == 1
+    assert "upgrade it with playbooks/dbguard.yml" in verdict["problems"][0]
+    assert dbguard.checked_failure(verdict).startswith("the guard inside PostgreSQL is outdated")
+    assert dbguard.plan_install(verdict, dbguard.normalize_settings())[0].startswith("upgrade the guard from 0+")

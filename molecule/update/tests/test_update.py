@@ -337,6 +337,32 @@ def test_migration_that_deletes_rows_is_caught_and_the_restore_command_printed(s
     assert health(stack)["version"] == "1.1.0"
 
 
+GUARDED_MIGRATION = """
+# release 3.0.0 "migration": clears every result with a WHERE that matches them all
+_conn = _connect()
+_conn.run("DELETE FROM test_results WHERE id > 0")
+_conn.close()
+"""
+
+
+def test_a_migration_the_guard_refuses_fails_the_update_which_rolls_back_naming_the_refusal(stack):
+    installed = playbook("dbguard.yml")
+    assert installed.returncode == 0, installed.stdout[-3000:]
+    try:
+        changes = {"backend/VERSION": "3.0.0\n", "backend/lms_backend/app.py": lambda old: old + GUARDED_MIGRATION}
+        with release(stack, "release 3.0.0 with a migration the guard inside PostgreSQL refuses", changes):
+            run = playbook("safe_update.yml", "-e", "datasafe_update_wait_timeout=30")
+        assert run.returncode != 0
+        assert "UPDATE FAILED" in run.stdout and "No row was lost." in run.stdout
+        assert "the guard inside PostgreSQL refused: " in run.stdout
+        assert "datasafe guard: refused DELETE on public.test_results (rule mass-delete-over-limit" in run.stdout
+        assert health(stack)["version"] == "1.1.0"
+        assert counts(stack) == SEEDED
+    finally:
+        removed = playbook("dbguard.yml", "-e", "datasafe_dbguard_state=absent")
+        assert removed.returncode == 0, removed.stdout[-3000:]
+
+
 # --- one change at a time ----------------------------------------------------------------------
 
 
