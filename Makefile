@@ -41,16 +41,19 @@ testbed: venv ## Docker engine, Compose v2, PostgreSQL image, backend wheelhouse
 
 setup: venv testbed ## everything the demo and the tests need (idempotent)
 
-DEMO_ROOT ?= /var/tmp/datasafe-demo
+# The demo has its own inventory and names (datasafe-demo); testbed/demo_guard.yml refuses to
+# run against anything that is not the demo's stack. The default inventory points at nothing.
+DEMO_ROOT := /var/tmp/datasafe-demo
+DEMO_INVENTORY := inventory/demo
 
 demo: setup ## bring up the demo stack, seed it if empty, run the main job (the safe update)
 	@bash testbed/make-app-repo.sh examples/lms $(DEMO_ROOT)
-	@ansible-playbook testbed/demo_stack.yml
+	@ansible-playbook -i $(DEMO_INVENTORY) testbed/demo_stack.yml
 	@$(MAKE) main-job
 
-# The main job: the protocol's safe update, on the demo stack.
+# The main job: the protocol's safe update, on the demo stack (after the demo guard).
 main-job:
-	@ansible-playbook playbooks/safe_update.yml
+	@ansible-playbook -i $(DEMO_INVENTORY) testbed/demo_guard.yml playbooks/safe_update.yml
 
 test: setup lint pytest molecule ## the whole suite
 

@@ -12,7 +12,7 @@ import subprocess
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEST_BED_STACKS = {
-    ("lms", os.path.join(os.environ.get("DEMO_ROOT", "/var/tmp/datasafe-demo"), "app")),
+    ("datasafe-demo", os.path.join(os.environ.get("DEMO_ROOT", "/var/tmp/datasafe-demo"), "app")),
     ("dsbench", os.path.join(REPO, "examples", "lms")),
 }
 
