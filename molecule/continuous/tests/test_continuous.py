@@ -319,6 +319,9 @@ def test_a_failing_archive_command_is_reported_while_postgresql_keeps_running(st
         # and the safe update refuses to start while the restore point would not be recoverable
         proc = playbook("safe_update.yml", "--check")
         assert proc.returncode != 0 and "archiving is FAILING" in proc.stdout, proc.stdout[-3000:]
+        # and so does the protocol's "after any change" verify
+        proc = playbook("verify.yml")
+        assert proc.returncode != 0 and "archiving is FAILING" in proc.stdout, proc.stdout[-3000:]
     finally:
         for path, aside in hidden:
             os.rename(aside, path)
