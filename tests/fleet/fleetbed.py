@@ -3,7 +3,8 @@
 Every site is a real, git-backed LMS stack (PostgreSQL + backend, seeded at scale 1) under its
 own compose project (``dstest-fleet-site1`` ...) on the ports of molecule slots 23-25. One
 sshd, started here with throwaway keys, listens on 127.0.0.1 on one port per site (56239,
-56249, 56259), so each site is a separate SSH destination with its own host-key entry; the
+56249, 56259, or the next free one below in the same slot), so each site is a separate SSH
+destination with its own host-key entry; the sshd dies with the test process, even a killed one; the
 client checks host keys strictly against a known_hosts written here. The managed side runs
 Debian's bare ``/usr/bin/python3`` (no pglast, bashlex or boto3): whatever datasafe's
 playbooks need there must either be stdlib or come from datasafe itself.
@@ -38,6 +39,32 @@ def _keygen(path):
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "datasafe-fleet", "-f", path], check=True)
     with open(path + ".pub") as handle:
         return handle.read().split()[:2]
+
+
+def _die_with_parent():
+    """In the sshd child: get SIGTERM when the test process dies, even killed (no orphaned sshd)."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _port_free(port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def _ssh_port(slot):
+    """The first free port of the slot's last five (a killed run's sshd may still hold one)."""
+    candidates = [56009 + slot * 10 - i for i in range(5)]
+    for port in candidates:
+        if _port_free(port):
+            return port
+    raise RuntimeError("no free ssh port for the fleet bed among %s (ss -ltnp shows who holds them)" % candidates)
 
 
 def _wait_port(port, proc, what, timeout=30):
@@ -95,7 +122,7 @@ class Fleet:
         self.ssh_dir = os.path.join(self.root, "ssh")
         os.makedirs(self.ssh_dir, mode=0o700)
         self.sites = {name: site_vars(name, self.root) for name in SLOTS}
-        self.ports = {name: 56009 + slot * 10 for name, slot in SLOTS.items()}
+        self.ports = {}  # ssh port per site, chosen when sshd starts
         self.inventory = os.path.join(self.root, "inventory.yml")
         self.bed_inventory = os.path.join(self.root, "bed-inventory.yml")
         self.key = os.path.join(self.ssh_dir, "client_ed25519")
@@ -140,6 +167,7 @@ class Fleet:
                 self._lock.close()
 
     def _start_sshd(self):
+        self.ports = {name: _ssh_port(slot) for name, slot in SLOTS.items()}
         host_key = os.path.join(self.ssh_dir, "host_ed25519")
         key_type, key = _keygen(host_key)
         _keygen(self.key)
@@ -170,7 +198,11 @@ class Fleet:
             handle.write("\n".join(lines))
         os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege-separation directory
         self.sshd = subprocess.Popen(
-            [SSHD, "-D", "-e", "-f", config], stderr=subprocess.PIPE, text=True, start_new_session=True
+            [SSHD, "-D", "-e", "-f", config],
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,  # sshd must not outlive a killed test run
         )
         for port in self.ports.values():
             _wait_port(port, self.sshd, "sshd")

@@ -9,10 +9,11 @@ Every row of every site is still there.
 
 import json
 import os
+import shutil
 import subprocess
 
 import pytest
-from fleetbed import REPO, SEEDED
+from fleetbed import LOGS, REPO, SEEDED
 
 pytestmark = pytest.mark.slow
 
@@ -50,6 +51,8 @@ def test_the_rollout_stops_at_the_first_site_whose_update_fails(fleet, tmp_path)
     fleet.keep_log("datasafe-fleet-safe_update", cmd, proc)
     assert proc.returncode != 0, proc.stdout[-3000:]
     report = json.loads(report_file.read_text())
+    # the playbook's own output beside the other logs (pytest's tmp_path is pruned by later runs)
+    shutil.copy(os.path.join(report["artifacts"], "stdout"), os.path.join(LOGS, "safe_update-ansible-stdout.log"))
     assert report["status"] == "failed" and report["rc"] == proc.returncode
     assert report["summary"]["changed"] == ["site1"]
     assert report["summary"]["failed"] == ["site2"]
