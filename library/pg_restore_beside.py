@@ -147,6 +147,14 @@ job:
   returned: when O(detach)
   type: str
   sample: /tmp/datasafe-restore-beside-k2j4.json
+roles:
+  description:
+    - What the backup's roles file did on the server before the load (see module_utils/datasafe/roles.py)
+      - C(created) (roles that were missing), C(existing) (left exactly as they were), C(skipped)
+      (memberships of existing roles, settings of databases that do not exist yet). Null for a
+      backup made before roles were saved.
+  returned: success
+  type: dict
 """
 
 import datetime

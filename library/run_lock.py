@@ -51,7 +51,7 @@ options:
   take_over_dead:
     description:
       - Take over a lock whose recorded owner process is gone (same host; that pid with that start
-        time no longer runs): the run that held it was interrupted. Its record is kept in
+        time no longer runs), as the run that held it was interrupted. Its record is kept in
         C(<path>.interrupted) and returned in RV(interrupted). A lock whose owner runs, or cannot be
         checked (another host, an older record), is never taken over.
     type: bool

@@ -135,7 +135,7 @@ breakglass:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.datasafe import breakglass, guard, guard_sql, psql, runner
+from ansible.module_utils.datasafe import breakglass, container, continuous, guard, guard_sql, psql, runner
 
 
 def main():
@@ -182,6 +182,20 @@ def main():
         module.fail_json(msg=str(exc), **dict(result, **exc.result))
     if evidence:
         result["breakglass"] = evidence
+        if not module.check_mode:
+            # With continuous recovery on, "just before the break-glass statement" is a recovery
+            # target (playbooks/recover.yml, target kind name); without it nothing is created.
+            try:
+                point = continuous.create_restore_point(
+                    runner.for_module(module),
+                    p["container"],
+                    p["database"],
+                    p["user"],
+                    continuous.restore_point_name("break-glass"),
+                )
+            except (continuous.ContinuousError, container.ContainerError) as exc:
+                module.fail_json(msg="break-glass: the restore point before it failed, nothing ran: %s" % exc, **result)
+            evidence["restore_point"] = point["name"]
 
     try:
         result.update(

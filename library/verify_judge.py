@@ -48,7 +48,7 @@ options:
     choices: [auto, backup, snapshot, none]
     default: auto
   allow_decrease:
-    description: Rows a table may lose against the reference, C({table: rows}); none by default.
+    description: "Rows a table may lose against the reference, C({table: rows}); none by default."
     type: dict
     default: {}
   log_lines:

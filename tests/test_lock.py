@@ -102,7 +102,7 @@ def test_the_command_form_exits_75_while_held_and_passes_the_status_through(tmp_
 
 
 def test_the_run_lock_module_takes_refuses_and_releases_through_the_engine(tmp_path):
-    from modharness import run_module
+    from harness import run_module
 
     path = str(tmp_path / "lms.lock")
     assert run_module("run_lock", path=path, token="a", purpose="safe_update", check_mode=True)["changed"] is True

@@ -15,7 +15,6 @@
 """
 
 import errno
-import fcntl
 import hashlib
 import os
 import queue
@@ -34,10 +33,8 @@ FORMATS = ("plain", "custom")
 COMPRESSIONS = ("gzip", "zstd", "none")
 LEVELS = {"gzip": (1, 9, 3), "zstd": (1, 19, 3), "none": (0, 0, 0)}  # min, max, default
 CHUNK = 1 << 20
-LOCK_NAME = ".datasafe-backup.lock"
+LOCK_NAME = ".datasafe-backup.lock"  # a lock.ProcessLock, taken by backup_run
 PARTIAL_SUFFIX = ".partial"
-# Documented test hook: a crash between fsync and rename, to prove it leaves no good-looking file.
-CRASH_HOOK = "DATASAFE_BACKUP_TEST_CRASH_BEFORE_RENAME"
 
 
 class BackupError(Exception):
@@ -410,42 +407,6 @@ def verify_sha256(path, expected):
     return ["sha256 of the file on disk equals the stream's"]
 
 
-class DirLock:
-    """An exclusive flock on ``<backup_dir>/.datasafe-backup.lock``; released when the process dies."""
-
-    def __init__(self, backup_dir):
-        self.path = os.path.join(backup_dir, LOCK_NAME)
-        self.fd = None
-
-    def acquire(self, timeout=0):
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError as exc:
-                if time.monotonic() >= deadline:
-                    holder = os.pread(self.fd, 200, 0).decode("utf-8", "replace").strip() or "unknown"
-                    os.close(self.fd)
-                    self.fd = None
-                    raise BackupError(
-                        "lock",
-                        "another backup is running in this directory (holder: %s); "
-                        "wait for it to finish, or raise lock_timeout" % holder,
-                    ) from exc
-                time.sleep(0.2)
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, ("pid %d since %s\n" % (os.getpid(), times.now_iso())).encode(), 0)
-        return self
-
-    def release(self):
-        if self.fd is not None:
-            os.ftruncate(self.fd, 0)
-            os.close(self.fd)
-            self.fd = None
-
-
 def leftover_partials(backup_dir):
     """Temporary files of backups that died (only meaningful while holding the lock)."""
     return sorted(n for n in os.listdir(backup_dir) if n.startswith(".") and n.endswith(PARTIAL_SUFFIX))
@@ -566,8 +527,6 @@ def run_backup(spec):
         if spec.get("roles", True):
             roles_block = dump_roles(spec, roles_tmp)
         verified_at = times.now_utc()
-        if os.environ.get(CRASH_HOOK) == "1":
-            os.kill(os.getpid(), 9)
         final = link_no_clobber(tmp, directory, name)
         if roles_block is not None:
             try:

@@ -34,10 +34,53 @@ def check_url(url):
     return url
 
 
-def pg_ready(run, cont, user, database):
+def pg_isready_argv(cont, user, database, host=None, port=None):
+    """``pg_isready`` inside ``cont``; over TCP with ``host``/``port`` (an entrypoint's init server
+    listens on the socket only, so TCP tells the real server from it)."""
+    argv = ["pg_isready", "-U", user, "-d", database]
+    if host:
+        argv += ["-h", host]
+    if port:
+        argv += ["-p", str(int(port))]
+    return container.docker_exec(cont, argv)
+
+
+def pg_ready(run, cont, user, database, host=None, port=None):
     """(True, '') when the server in ``cont`` accepts connections to ``database``, else (False, why)."""
-    rc, out, err = run(container.docker_exec(cont, ["pg_isready", "-U", user, "-d", database]))
+    rc, out, err = run(pg_isready_argv(cont, user, database, host, port))
     return rc == 0, (out or err or "").strip()
+
+
+def wait_pg(
+    run,
+    cont,
+    user,
+    database,
+    timeout,
+    host=None,
+    port=None,
+    watch=False,
+    interval=0.5,
+    clock=time.monotonic,
+    sleep=time.sleep,
+):
+    """The one wait for PostgreSQL: poll ``pg_isready`` in ``cont`` until it accepts connections.
+
+    Returns the seconds waited; raises :class:`NotReady` after ``timeout`` seconds, or at once
+    (with its log tail) when ``watch`` is set and the container exits, vanishes or turns
+    unhealthy. Used by the restore (a server that was down), the restore drill (its throwaway
+    server), stack_start and the ``pg_ready`` module.
+    """
+    return wait_for(
+        "PostgreSQL in %s" % cont,
+        lambda: pg_ready(run, cont, user, database, host, port),
+        run,
+        watch=[cont] if watch else (),
+        timeout=timeout,
+        interval=interval,
+        clock=clock,
+        sleep=sleep,
+    )
 
 
 def url_status(url, timeout=2.0):

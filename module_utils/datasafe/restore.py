@@ -90,17 +90,11 @@ def databases(run, cont, user, names, maintenance_db=MAINTENANCE_DB):
 
 
 def wait_server(run, cont, user, timeout, maintenance_db=MAINTENANCE_DB, sleep=None, clock=None):
-    """Poll pg_isready (never a fixed sleep) every 0.5 s until the server accepts connections or
-    ``timeout`` passes (the same wait the safe update's stack_start uses)."""
+    """Wait (:func:`ready.wait_pg`, every 0.5 s, never a fixed sleep) until the server accepts
+    connections or ``timeout`` passes; RestoreError then."""
     try:
-        ready.wait_for(
-            "PostgreSQL in %s" % cont,
-            lambda: ready.pg_ready(run, cont, user, maintenance_db),
-            run,
-            timeout=timeout,
-            interval=0.5,
-            clock=clock or time.monotonic,
-            sleep=sleep or time.sleep,
+        ready.wait_pg(
+            run, cont, user, maintenance_db, timeout, clock=clock or time.monotonic, sleep=sleep or time.sleep
         )
     except ready.NotReady as exc:
         raise RestoreError("PostgreSQL in %s did not accept connections within %ss" % (cont, timeout)) from exc
@@ -664,27 +658,6 @@ def start_drill_server(run, image, drill_id, port, user, maintenance_db=MAINTENA
         if rc != 0:
             raise RestoreError("could not %s %s (exit %s): %s" % (what, name, rc, (err or "").strip()))
     return name
-
-
-def wait_ready(run, name, user, port, timeout, maintenance_db=MAINTENANCE_DB, sleep=None, clock=None):
-    """Poll pg_isready over TCP (the entrypoint's init server listens on the socket only) until ``timeout``."""
-    sleep, clock = sleep or time.sleep, clock or time.monotonic
-    deadline = clock() + timeout
-    while True:
-        rc, _, _ = run(
-            container.docker_exec(
-                name, ["pg_isready", "-q", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-d", maintenance_db]
-            )
-        )
-        if rc == 0:
-            return
-        state_rc, state, _ = run(["docker", "inspect", "--format", "{{.State.Running}}", name])
-        if state_rc != 0 or state.strip() != "true":
-            _, out, err = run(["docker", "logs", "--tail", "20", name])
-            raise RestoreError("the drill server %s stopped while starting: %s" % (name, (out + err).strip()[-1500:]))
-        if clock() >= deadline:
-            raise RestoreError("the drill server %s did not accept connections within %ss" % (name, timeout))
-        sleep(0.5)
 
 
 def remove_drill(run, drill_id):

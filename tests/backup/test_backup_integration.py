@@ -157,8 +157,7 @@ def test_a_crash_between_write_and_rename_leaves_no_good_looking_file(throwaway_
     rc, first = run_module(tmp_path, "pg_backup", args_for(pg, bdir))
     assert rc == 0
     before = tree_hashes(bdir)
-    env = dict(os.environ, DATASAFE_BACKUP_TEST_CRASH_BEFORE_RENAME="1")
-    rc, _ = run_module(tmp_path, "pg_backup", args_for(pg, bdir), env=env)
+    rc, _ = run_module(tmp_path, "pg_backup", args_for(pg, bdir), fault="crash-before-rename")
     assert rc == -9  # killed, as by a power cut or the OOM killer
     left = set(tree_hashes(bdir)) - set(before)
     # the dump's temporary file and the roles file's, nothing that looks like a backup

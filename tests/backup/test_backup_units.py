@@ -3,9 +3,8 @@
 import datetime
 import os
 
-import pg_backup
 import pytest
-from ansible.module_utils.datasafe import backup, manifest, retention
+from ansible.module_utils.datasafe import backup, backup_run, manifest, retention
 from backup_helpers import fake_backup, utc
 from pgbed import flip_byte
 
@@ -215,8 +214,8 @@ def test_shrink_is_flagged_by_size_and_by_lost_rows(tmp_path):
 
 def test_metrics_keep_the_last_success_across_a_failure(tmp_path):
     path = str(tmp_path / "datasafe_backup.prom")
-    pg_backup.record_run(path, "lms", "scheduled", True, 1000.0, 12.5, size=4096, verified=True)
-    pg_backup.record_run(path, "lms", "scheduled", False, 2000.0, 1.0)
+    backup_run.record_run(path, "lms", "scheduled", True, 1000.0, 12.5, size=4096, verified=True)
+    backup_run.record_run(path, "lms", "scheduled", False, 2000.0, 1.0)
     text = open(path).read()
     assert 'datasafe_backup_last_success_timestamp_seconds{database="lms",kind="scheduled"} 1000.000' in text
     assert 'datasafe_backup_last_run_timestamp_seconds{database="lms",kind="scheduled"} 2000.000' in text

@@ -205,6 +205,20 @@ def test_the_drill_restores_roles_and_database_into_a_truly_fresh_server(old_ser
     assert drills[-1]["outcome"] == "completed"
 
 
+def test_the_drill_can_restore_what_the_offsite_target_holds(old_server):
+    temporaries = set(n for n in os.listdir("/tmp") if n.startswith("datasafe-drill-fetch-"))
+    proc = old_server.playbook(
+        "restore_drill.yml",
+        {"datasafe_restore_drill_from_offsite": True, "datasafe_restore_drill_age_identity": old_server.identity},
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert "payload %s.age: size and sha256 equal the off-site manifest's" % STATE["backup"] in proc.stdout
+    assert "Restore drill of %s" % STATE["backup"] in open(old_server.change_log, encoding="utf-8").read()
+    left = set(n for n in os.listdir("/tmp") if n.startswith("datasafe-drill-fetch-")) - temporaries
+    assert left == set(), "the fetched copy (with password hashes) is removed"
+
+
 def test_cleanup_leaves_no_fetch_temporaries(old_server):
     leftovers = [n for n in os.listdir(old_server.backups) if ".fetch-" in n or n.startswith(".decrypted-")]
     assert leftovers == []

@@ -128,7 +128,9 @@ def recovered(stack):
 
     yield make
     for name in names:
-        remove_recovered(name)
+        for kind in ("container", "volume"):
+            argv = ["docker", kind, "rm"] + (["--force"] if kind == "container" else []) + [name]
+            subprocess.run(argv, capture_output=True)
 
 
 # --- enabled, through the safe update ------------------------------------------------------
@@ -235,6 +237,8 @@ def test_recovery_to_a_time_has_every_row_committed_before_it_and_none_after(sta
         == 15
     )
     assert "rows live now" in proc.stdout and "rows recovered" in proc.stdout
+    # the operator removes the throwaway server with the playbook; only it and its volume go
+    remove_recovered(name)
 
 
 def test_recovery_to_a_named_restore_point_stops_just_before_the_change(stack, recovered):
@@ -403,6 +407,32 @@ def test_the_restore_drill_recovers_a_fresh_heartbeat_within_the_rpo(stack):
         check=True,
     ).stdout
     assert left == ""
+
+
+def test_a_break_glass_statement_gets_a_restore_point_first_and_recovery_to_it_has_the_rows(stack, recovered):
+    before = int(psql(stack, "SELECT count(*) FROM continuous_probe"))
+    assert before > 0
+    rc, result = module(
+        "safe_sql",
+        container=stack["datasafe_db_container"],
+        database=stack["datasafe_db_name"],
+        user=stack["datasafe_db_user"],
+        src=os.path.join(HERE, "breakglass.sql"),
+        allow_destructive=True,
+        reason="test: the restore point before a break-glass statement",
+        backup_dir=stack["datasafe_backup_dir"],
+        breakglass_max_age=60,
+        change_log=stack["datasafe_change_log"],
+        change_log_json=os.path.splitext(stack["datasafe_change_log"])[0] + ".jsonl",
+    )
+    assert rc == 0, result
+    point = result["breakglass"]["restore_point"]
+    assert point.startswith("datasafe-break-glass-")
+    assert psql(stack, "SELECT count(*) FROM continuous_probe") == "0"
+    archive_now(stack)
+    proc, name = recovered("breakglass", datasafe_recover_target_kind="name", datasafe_recover_target=point)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert int(psql(stack, "SELECT count(*) FROM continuous_probe", cont=name)) == before
 
 
 def archived_segments(stack):

@@ -39,6 +39,16 @@ def offsite(host, stack):
     return v
 
 
+def expected_names(offsite):
+    """Every backup's encrypted payload, its encrypted roles file and its off-site manifest."""
+    names = set()
+    for name, manifest in offsite["backups"].items():
+        names |= {name + ".age", name + ".age.json"}
+        if manifest.get("roles"):
+            names.add(manifest["roles"]["file"] + ".age")
+    return names
+
+
 def decrypt(offsite, data, tmp_path):
     encrypted = tmp_path / "payload.age"
     encrypted.write_bytes(data)
@@ -57,7 +67,7 @@ def test_local_backups_are_untouched(offsite):
 def test_s3_holds_only_encrypted_copies_that_decrypt_to_the_backup(offsite, tmp_path):
     s3, bucket = offsite["s3"], offsite["bucket"]
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
-    assert keys == {"lms/%s.age" % n for n in offsite["backups"]} | {"lms/%s.age.json" % n for n in offsite["backups"]}
+    assert keys == {"lms/" + n for n in expected_names(offsite)}
     for name, manifest in offsite["backups"].items():
         body = s3.get_object(Bucket=bucket, Key="lms/%s.age" % name)["Body"].read()
         assert body.startswith(AGE_MAGIC) and not body.startswith(b"\x1f\x8b")
@@ -67,14 +77,16 @@ def test_s3_holds_only_encrypted_copies_that_decrypt_to_the_backup(offsite, tmp_
         head = s3.head_object(Bucket=bucket, Key="lms/%s.age" % name, ChecksumMode="ENABLED")
         assert head["ChecksumSHA256"] == remote["offsite"]["s3_checksum_sha256"]
         assert decrypt(offsite, body, tmp_path) == manifest["sha256"]
+        roles = manifest["roles"]
+        body = s3.get_object(Bucket=bucket, Key="lms/%s.age" % roles["file"])["Body"].read()
+        assert remote["offsite"]["roles"]["sha256"] == hashlib.sha256(body).hexdigest()
+        assert decrypt(offsite, body, tmp_path) == roles["sha256"]
 
 
 @pytest.mark.parametrize("where", ["nas", "rsync"])
 def test_directory_and_rsync_copies_decrypt_to_the_backup(offsite, where, tmp_path):
     dest = os.path.join(offsite["datasafe_test_root"], where)
-    assert sorted(os.listdir(dest)) == sorted(
-        [n + ".age" for n in offsite["backups"]] + [n + ".age.json" for n in offsite["backups"]]
-    )
+    assert set(os.listdir(dest)) == expected_names(offsite)
     for name, manifest in offsite["backups"].items():
         with open(os.path.join(dest, name + ".age"), "rb") as handle:
             data = handle.read()

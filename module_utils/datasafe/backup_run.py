@@ -1,0 +1,283 @@
+"""One backup run, as the pg_backup module makes it: everything around the verified dump.
+
+:mod:`backup` makes the verified dump itself (snapshot, pg_dump in the container, streamed
+verification, fsync, rename). This file is the run around it, in order: check the options,
+read the previous good backup, take the directory's lock (:mod:`lock`), remove a dead run's
+temporary files, check the free space, dump, judge a shrink, write the manifest, record the
+metrics and the change log. :func:`execute` returns the module's result or raises
+:class:`BackupFailed` with the stage that failed; nothing here talks to Ansible.
+"""
+
+import os
+import re
+import shutil
+import time
+
+from ansible.module_utils.datasafe import backup, changelog, container, lock, manifest, metrics, runner, times
+
+_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+# The backup's textfile for node_exporter; an alert on
+# ``time() - datasafe_backup_last_success_timestamp_seconds > 26*3600`` sees a job that stopped.
+METRICS = (
+    metrics.gauge(
+        "datasafe_backup_last_run_timestamp_seconds", "Unix time the last backup run ended, successful or not."
+    ),
+    metrics.gauge("datasafe_backup_last_run_success", "1 when the last backup run produced a verified backup, else 0."),
+    metrics.gauge(
+        "datasafe_backup_last_success_timestamp_seconds", "Unix time the last verified backup was completed."
+    ),
+    metrics.gauge("datasafe_backup_last_size_bytes", "Size of the last verified backup file."),
+    metrics.gauge("datasafe_backup_last_duration_seconds", "Wall time of the last backup run."),
+    metrics.gauge("datasafe_backup_last_verified", "1 when the last verified backup passed every check."),
+    metrics.gauge(
+        "datasafe_backup_last_shrink_flagged",
+        "1 when the last verified backup was far smaller than the one before it.",
+    ),
+)
+
+
+class BackupFailed(Exception):
+    """The run failed at ``stage``; ``result`` is what the module returns with the failure."""
+
+    def __init__(self, stage, message, result=None):
+        super().__init__(message)
+        self.stage, self.result = stage, dict(result or {}, stage=stage)
+
+
+def record_run(path, database, kind, success, ended, duration, size=None, verified=False, shrink=False):
+    """Update the textfile for one run of ``database``/``kind``; ``ended`` is a Unix time.
+
+    The samples of other databases and kinds are kept. A failed run updates only the run's own
+    samples, so the last success time (and that backup's size and checks) carry over.
+    """
+    labels = metrics.labels_key((("database", database), ("kind", kind)))
+
+    def change(samples):
+        def put(short, value):
+            text = ("%.3f" % value) if isinstance(value, float) else str(int(value))
+            samples[("datasafe_backup_" + short, labels)] = text
+
+        put("last_run_timestamp_seconds", float(ended))
+        put("last_run_success", 1 if success else 0)
+        put("last_duration_seconds", float(duration))
+        if success:
+            put("last_success_timestamp_seconds", float(ended))
+            put("last_size_bytes", size or 0)
+            put("last_verified", 1 if verified else 0)
+            put("last_shrink_flagged", 1 if shrink else 0)
+
+    return metrics.update(path, METRICS, change)
+
+
+def check_options(p, which=shutil.which):
+    """The options as the run uses them (prefix, level, compress_on); ValueError names a bad one."""
+    prefix = p["pre_change_prefix"] if p["kind"] == "pre-change" else p["prefix"]
+    level, compress_on = backup.check_options(p["format"], p["compression"], p["compress_level"], p["compress_on"])
+    for table in p["tables"]:
+        container.quote_ident(table)
+    if not _PREFIX.match(prefix):
+        raise ValueError("prefix %r must be letters, digits, '_', '-' or '.', with no '/'" % prefix)
+    if not 0 < p["shrink_ratio"] <= 1:
+        raise ValueError("shrink_ratio must be between 0 and 1, not %s" % p["shrink_ratio"])
+    if p["lock_timeout"] < 0 or p["lock_wait_timeout"] < 0:
+        raise ValueError("lock_timeout and lock_wait_timeout must not be negative")
+    if not 0 <= p["nice"] <= 19:
+        raise ValueError("nice must be between 0 (normal priority) and 19 (lowest), not %s" % p["nice"])
+    if compress_on == "host" and p["compression"] == "zstd" and not which("zstd"):
+        raise ValueError("zstd is not installed on the host: install it or use compression gzip")
+    return dict(p, prefix=prefix, level=level, compress_on=compress_on)
+
+
+def git_revision(run, app_dir):
+    if not app_dir or not os.path.isdir(app_dir):
+        return None
+    rc, out, _ = run(["git", "-C", app_dir, "rev-parse", "HEAD"])
+    return out.strip() if rc == 0 and out.strip() else None
+
+
+def _changelog(p, outcome, message, **fields):
+    if p["change_log"]:
+        changelog.record(
+            p["change_log"], changelog.json_log_path(p["change_log"]), "backup", message, outcome, **fields
+        )
+
+
+def prepare_directory(directory):
+    """Create the backup directory with mode 0700 (and tighten an existing one)."""
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        if os.stat(directory).st_mode & 0o777 != 0o700:
+            os.chmod(directory, 0o700)
+    except OSError as exc:
+        raise backup.BackupError(
+            "backup directory", "cannot create %s with mode 0700: %s" % (directory, exc.strerror or exc)
+        ) from exc
+
+
+def remove_leftovers(directory):
+    """A dead run's temporary files (never backups); only called while holding the lock."""
+    removed = []
+    for partial in backup.leftover_partials(directory):
+        os.unlink(os.path.join(directory, partial))
+        removed.append(partial)
+    return removed
+
+
+def check_space(directory, previous):
+    if previous is not None:
+        free = shutil.disk_usage(directory).free
+        if free < previous["size"]:
+            raise backup.BackupError(
+                "disk space",
+                "%d bytes free in %s, less than the previous backup (%d bytes)" % (free, directory, previous["size"]),
+            )
+
+
+def write_manifest(data):
+    path = manifest.manifest_path(data["path"])
+    try:
+        manifest.write(path, data)
+    except OSError as exc:
+        raise backup.BackupError(
+            "manifest",
+            "cannot write %s: %s (the backup file has no manifest and does not count as good)"
+            % (path, exc.strerror or exc),
+        ) from exc
+    return path
+
+
+def dump_under_lock(spec, previous, run):
+    """Lock, clean up, check space, dump and verify, write the manifest; returns (data, removed partials)."""
+    directory = spec["backup_dir"]
+    prepare_directory(directory)
+    try:
+        held = lock.ProcessLock(os.path.join(directory, backup.LOCK_NAME), "backup").acquire(spec["lock_timeout"])
+    except lock.LockHeld as exc:
+        raise backup.BackupError(
+            "lock",
+            "another backup is running in this directory (holder: %s); wait for it to finish, or raise lock_timeout"
+            % exc,
+        ) from exc
+    try:
+        removed = remove_leftovers(directory)
+        check_space(directory, previous)
+        spec["app_revision"] = git_revision(run, spec["app_dir"])
+        data = backup.run_backup(spec)
+        shrink = backup.shrink_problems(
+            previous, data["size"], data["counts"], spec["format"], spec["compression"], spec["shrink_ratio"]
+        )
+        data.update(previous=previous["file"] if previous else None, shrink=shrink, flagged=bool(shrink))
+        write_manifest(data)
+        return data, removed
+    finally:
+        held.release()
+
+
+def execute(p, run=runner.run, check_mode=False, warn=None):
+    """One backup run with the module's options ``p``; the module's result, or :class:`BackupFailed`.
+
+    ``warn(text)`` is told of a flagged (far smaller) backup, which is kept and still succeeds
+    unless ``fail_on_shrink``.
+    """
+    try:
+        spec = check_options(p)
+    except ValueError as exc:
+        raise BackupFailed("options", "pg_backup: %s" % exc) from exc
+    directory = spec["backup_dir"]
+    name = backup.backup_name(spec["prefix"], times.now_utc().astimezone(), p["format"], p["compression"])
+    previous = manifest.newest_verified(directory, database=p["database"]) if os.path.isdir(directory) else None
+    previous_file = previous["file"] if previous else None
+    planned = dict(path=os.path.join(directory, name), file=name, kind=p["kind"], previous=previous_file)
+    if check_mode:
+        try:
+            container.query(run, p["container"], p["database"], p["user"], "SELECT 1;", stage="connect")
+        except container.ContainerError as exc:
+            raise BackupFailed("connect", "pg_backup failed at stage connect: %s" % exc, planned) from exc
+        return dict(
+            planned, changed=True, msg="would write a verified %s backup %s in %s" % (p["kind"], name, directory)
+        )
+
+    if p["nice"]:
+        os.nice(p["nice"])  # this process, its threads and the docker clients it starts
+    t0 = time.monotonic()
+    try:
+        data, removed = dump_under_lock(spec, previous, run)
+    except (backup.BackupError, container.ContainerError, OSError) as exc:
+        stage = getattr(exc, "stage", "backup")
+        if p["metrics_file"]:
+            record_run(p["metrics_file"], p["database"], p["kind"], False, time.time(), time.monotonic() - t0)
+        _changelog(
+            p,
+            "failed",
+            "Backup (%s) of %s FAILED at stage %s: %s" % (p["kind"], p["database"], stage, exc),
+            stage=stage,
+        )
+        raise BackupFailed(
+            stage,
+            "pg_backup failed at stage %s: %s. No file that looks like a backup was written and no earlier "
+            "backup was touched." % (stage, exc),
+            dict(previous=previous_file, kind=p["kind"]),
+        ) from exc
+    shrink = data["shrink"]
+    if p["metrics_file"]:
+        record_run(
+            p["metrics_file"],
+            p["database"],
+            p["kind"],
+            True,
+            time.time(),
+            time.monotonic() - t0,
+            size=data["size"],
+            verified=True,
+            shrink=bool(shrink),
+        )
+    summary = "Backup (%s) %s of %s verified: %d bytes, %d rows in %d critical tables, sha256 %s" % (
+        p["kind"],
+        data["file"],
+        p["database"],
+        data["size"],
+        data["counts_total"],
+        len(data["counts"]),
+        data["sha256"][:16],
+    )
+    _changelog(
+        p,
+        "ok",
+        summary + (" (FLAGGED: %s)" % "; ".join(shrink) if shrink else ""),
+        file=data["path"],
+        sha256=data["sha256"],
+        kind=p["kind"],
+        label=p["label"] or None,
+    )
+    result = dict(
+        changed=True,
+        path=data["path"],
+        manifest_path=manifest.manifest_path(data["path"]),
+        file=data["file"],
+        sha256=data["sha256"],
+        size=data["size"],
+        counts=data["counts"],
+        kind=p["kind"],
+        label=p["label"],
+        start=data["start"],
+        end=data["end"],
+        duration_seconds=data["duration_seconds"],
+        checks=data["checks"],
+        shrink=shrink,
+        previous=previous_file,
+        manifest=data,
+        removed_partials=removed,
+        msg=summary,
+    )
+    for problem in shrink:
+        if warn:
+            warn("backup %s is flagged: %s" % (data["file"], problem))
+    if shrink and p["fail_on_shrink"]:
+        del result["msg"]
+        raise BackupFailed(
+            "shrink",
+            "pg_backup: the new backup %s is verified and kept, but flagged: %s" % (data["file"], "; ".join(shrink)),
+            result,
+        )
+    return result
