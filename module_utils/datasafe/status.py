@@ -9,7 +9,7 @@ import datetime
 import json
 import os
 
-from ansible.module_utils.datasafe import lock, manifest
+from ansible.module_utils.datasafe import lock, manifest, times
 
 
 def _age(moment, now):
@@ -67,7 +67,7 @@ def event_check(name, events, action, good, max_age, expected, now, how):
     if not mine:
         return check(name, not expected, "never ran" + (": %s" % how if expected else " (not expected here)"))
     last = mine[-1]
-    at = manifest.parse_time(last["time"])
+    at = times.parse_time(last["time"])
     age = _age(at, now)
     ok = last.get("outcome") in good
     detail = "%s %s: %s" % ("ok" if ok else "FAILED", human_age(age), last.get("message", "")[:200])

@@ -11,9 +11,8 @@ import datetime
 import json
 import os
 import re
-import tempfile
 
-from ansible.module_utils.datasafe import counts, manifest
+from ansible.module_utils.datasafe import counts, files, manifest, times
 
 SNAPSHOT_VERSION = 1
 # What an error looks like in a log line: the usual severity words, and an HTTP 5xx in an
@@ -50,9 +49,8 @@ def read_snapshot(path):
 
 
 def write_snapshot(path, project, database, snapshot, now):
-    """Write atomically (temporary name, fsync, rename), mode 0600."""
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, mode=0o700, exist_ok=True)
+    """Write atomically (files.write_json: temporary name, fsync, rename), mode 0600."""
+    os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
     data = {
         "version": SNAPSHOT_VERSION,
         "project": project,
@@ -60,18 +58,7 @@ def write_snapshot(path, project, database, snapshot, now):
         "at": _utc(now).isoformat(),
         "counts": snapshot,
     }
-    fd, tmp = tempfile.mkstemp(prefix=".verify-", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)
-        os.rename(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    files.write_json(path, data)
     return data
 
 
@@ -111,7 +98,7 @@ def choose(found, compare_to):
     usable = [r for r in found if compare_to in ("auto", r["source"])]
     if not usable:
         return None
-    return max(usable, key=lambda r: manifest.parse_time(r["at"]))
+    return max(usable, key=lambda r: times.parse_time(r["at"]))
 
 
 def compare(reference, now_counts, allow_decrease):
