@@ -21,6 +21,13 @@ DEFAULT_LOG_PATTERNS = (
     r"(?i)\b(error|fatal|panic|critical|exception|traceback)\b",
     r'" 5\d\d \d+',
 )
+# PostgreSQL's own lines around a start or a stop: a client (a healthcheck, the application)
+# that connects while the server starts, or the sessions a stop or a restore's swap ends. They
+# stay in the quiet database log's last lines long after a healthy restart, so they never count.
+BENIGN_LOG_LINES = (
+    r"FATAL:\s+the database system is (starting up|shutting down|not yet accepting connections)",
+    r"FATAL:\s+terminating connection due to administrator command",
+)
 COMPARE_TO = ("auto", "backup", "snapshot", "none")
 
 
@@ -126,10 +133,11 @@ def compare(reference, now_counts, allow_decrease):
 
 
 def scan_logs(logs, patterns, ignore):
-    """Lines matching any pattern and no ignore pattern: [{container, line}]."""
+    """Lines matching any pattern and neither an ignore pattern nor a benign PostgreSQL line:
+    [{container, line}]."""
     try:
         wanted = [re.compile(p) for p in patterns]
-        unwanted = [re.compile(p) for p in ignore]
+        unwanted = [re.compile(p) for p in list(BENIGN_LOG_LINES) + list(ignore)]
     except re.error as exc:
         raise VerifyError("a log pattern is not a valid regular expression: %s" % exc) from None
     findings = []
