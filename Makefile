@@ -91,7 +91,7 @@ bench-dbguard: setup ## the guard inside PostgreSQL: pgbench TPS and a bulk DELE
 
 # The guard inside PostgreSQL on the demo stack (`make demo` can run it after the stack is up).
 dbguard: setup ## install (or repair) the guard inside PostgreSQL on the demo stack
-	@ansible-playbook playbooks/dbguard.yml
+	@ansible-playbook -i $(DEMO_INVENTORY) testbed/demo_guard.yml playbooks/dbguard.yml
 
 bench-rpo: setup ## seconds of commits continuous recovery loses when server and volume are destroyed
 	@bash bench/bench_rpo.sh

@@ -518,6 +518,7 @@ def normalize_settings(default_max_rows=DEFAULT_MAX_ROWS, table_limits=None, sch
 # thing that was tampered with). Schema selection is repeated here in SQL from the settings the
 # caller read first.
 _CATALOG_SQL = """
+SET search_path = pg_catalog;  -- pg_get_triggerdef then qualifies every table name
 SELECT json_build_object(
   'schema', EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'datasafe'),
   'settings_table', to_regclass('datasafe.settings') IS NOT NULL,
@@ -531,7 +532,7 @@ SELECT json_build_object(
   'tables', coalesce((SELECT json_agg(json_build_object(
                  'table', format('%I.%I', n.nspname, c.relname), 'schema', n.nspname,
                  'triggers', (SELECT coalesce(json_object_agg(t.tgname, json_build_object(
-                                 'enabled', t.tgenabled,
+                                 'enabled', t.tgenabled, 'definition', pg_get_triggerdef(t.oid),
                                  'function', (SELECT pn.nspname || '.' || p.proname FROM pg_proc p
                                                JOIN pg_namespace pn ON pn.oid = p.pronamespace
                                               WHERE p.oid = t.tgfoid))), '{}')
@@ -621,12 +622,23 @@ def judge(state):
                 continue
             tables.append(table["table"])
             have = table.get("triggers") or {}
-            for name, (function, _, _) in sorted(TRIGGERS.items()):
+            for name, (function, timing, transition) in sorted(TRIGGERS.items()):
                 found = have.get(name)
+                expected = "CREATE TRIGGER %s %s ON %s %sFOR EACH STATEMENT EXECUTE FUNCTION datasafe.%s()" % (
+                    name,
+                    timing,
+                    table["table"],
+                    transition,
+                    function,
+                )
                 if not found:
                     problems.append("table %s has no %s trigger" % (table["table"], name))
                 elif found.get("function") != "datasafe." + function:
                     problems.append("trigger %s on %s calls %s" % (name, table["table"], found.get("function")))
+                elif found.get("definition", expected) != expected:
+                    problems.append(
+                        "trigger %s on %s was redefined: %s" % (name, table["table"], found.get("definition"))
+                    )
                 elif found.get("enabled") != "A":
                     problems.append(
                         "trigger %s on %s is %s"
@@ -756,9 +768,18 @@ def plan_install(verdict, desired):
     return actions
 
 
-def install_sql(desired):
-    """The whole install or upgrade, one transaction: idempotent, nothing dropped."""
+def install_sql(desired, redefined=()):
+    """The whole install or upgrade, one transaction: idempotent; nothing is dropped but guard
+    triggers someone redefined (``redefined``: ``(trigger, table)`` pairs, the table as the check
+    names it), which are dropped under break-glass (so the audit records it) and created anew."""
     parts = ["BEGIN;\n", SETUP_SQL]
+    if redefined:
+        parts.append("SET LOCAL datasafe.break_glass = 'datasafe_dbguard: recreate redefined guard triggers';\n")
+    for trigger, table in redefined:
+        # the table name comes from PostgreSQL's format('%I.%I'); the trigger is one of TRIGGERS
+        parts.append("DROP TRIGGER %s ON %s;\n" % (container.quote_ident(trigger), table))
+    if redefined:
+        parts.append("RESET datasafe.break_glass;\n")
     parts += [function_sql(*f) for f in FUNCTIONS]
     parts.append(
         "INSERT INTO datasafe.settings (key, value) VALUES ('version', %s), ('default_max_rows', %s), ('schemas', %s)\n"
@@ -820,13 +841,18 @@ def _run_script(run, cont, db, user, sql, stage):
         raise DbGuardError("%s failed in %s/%s (exit %s): %s" % (stage, cont, db, rc, (err or "").strip()[-2000:]))
 
 
+_REDEFINED = re.compile(r"^trigger (\S+) on (\S+) was redefined: ")
+
+
 def install(run, cont, db, user, desired, check_mode=False):
     """Install, upgrade or repair the guard; returns ``{changed, actions, check}``."""
     before = check(run, cont, db, user)
     actions = plan_install(before, desired)
     if not actions or check_mode:
         return {"changed": bool(actions), "actions": actions, "check": before}
-    _run_script(run, cont, db, user, install_sql(desired), "installing the guard")
+    found = (_REDEFINED.match(problem) for problem in before["problems"])
+    redefined = [(m.group(1), m.group(2)) for m in found if m and m.group(1) in TRIGGERS]
+    _run_script(run, cont, db, user, install_sql(desired, redefined), "installing the guard")
     after = check(run, cont, db, user)
     if after["problems"] or not after["current"]:
         raise DbGuardError(

@@ -11,9 +11,8 @@ import datetime
 import json
 import os
 import re
-import tempfile
 
-from ansible.module_utils.datasafe import counts, manifest
+from ansible.module_utils.datasafe import counts, files, manifest, times
 
 SNAPSHOT_VERSION = 1
 # What an error looks like in a log line: the usual severity words, and an HTTP 5xx in an
@@ -21,6 +20,13 @@ SNAPSHOT_VERSION = 1
 DEFAULT_LOG_PATTERNS = (
     r"(?i)\b(error|fatal|panic|critical|exception|traceback)\b",
     r'" 5\d\d \d+',
+)
+# PostgreSQL's own lines around a start or a stop: a client (a healthcheck, the application)
+# that connects while the server starts, or the sessions a stop or a restore's swap ends. They
+# stay in the quiet database log's last lines long after a healthy restart, so they never count.
+BENIGN_LOG_LINES = (
+    r"FATAL:\s+the database system is (starting up|shutting down|not yet accepting connections)",
+    r"FATAL:\s+terminating connection due to administrator command",
 )
 COMPARE_TO = ("auto", "backup", "snapshot", "none")
 
@@ -50,9 +56,8 @@ def read_snapshot(path):
 
 
 def write_snapshot(path, project, database, snapshot, now):
-    """Write atomically (temporary name, fsync, rename), mode 0600."""
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, mode=0o700, exist_ok=True)
+    """Write atomically (files.write_json: temporary name, fsync, rename), mode 0600."""
+    os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
     data = {
         "version": SNAPSHOT_VERSION,
         "project": project,
@@ -60,18 +65,7 @@ def write_snapshot(path, project, database, snapshot, now):
         "at": _utc(now).isoformat(),
         "counts": snapshot,
     }
-    fd, tmp = tempfile.mkstemp(prefix=".verify-", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)
-        os.rename(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    files.write_json(path, data)
     return data
 
 
@@ -111,7 +105,7 @@ def choose(found, compare_to):
     usable = [r for r in found if compare_to in ("auto", r["source"])]
     if not usable:
         return None
-    return max(usable, key=lambda r: manifest.parse_time(r["at"]))
+    return max(usable, key=lambda r: times.parse_time(r["at"]))
 
 
 def compare(reference, now_counts, allow_decrease):
@@ -139,10 +133,11 @@ def compare(reference, now_counts, allow_decrease):
 
 
 def scan_logs(logs, patterns, ignore):
-    """Lines matching any pattern and no ignore pattern: [{container, line}]."""
+    """Lines matching any pattern and neither an ignore pattern nor a benign PostgreSQL line:
+    [{container, line}]."""
     try:
         wanted = [re.compile(p) for p in patterns]
-        unwanted = [re.compile(p) for p in ignore]
+        unwanted = [re.compile(p) for p in list(BENIGN_LOG_LINES) + list(ignore)]
     except re.error as exc:
         raise VerifyError("a log pattern is not a valid regular expression: %s" % exc) from None
     findings = []

@@ -24,8 +24,9 @@ PHASE_TIMEOUT = 600  # generous: the machine is shared
 
 @pytest.fixture
 def inventory(lms, tmp_path):
-    # build=false: the stack's images exist; the test is about the restart, not the build
-    return lms.inventory(tmp_path / "hosts.yml", datasafe_update_build=False)
+    # build=false: the stack's images exist; the test is about the restart, not the build. The
+    # shared 2-core machine can take minutes to start the backend: a generous wait.
+    return lms.inventory(tmp_path / "hosts.yml", datasafe_update_build=False, datasafe_update_wait_timeout=900)
 
 
 def lock_path(lms, inventory):

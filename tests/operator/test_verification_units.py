@@ -37,7 +37,12 @@ def test_a_loss_beyond_the_allowance_is_a_problem_and_new_tables_are_not():
 def test_error_lines_are_found_unless_ignored():
     logs = {
         "app": ['127.0.0.1 - - "GET /health HTTP/1.1" 200 50', '127.0.0.1 - - "GET /health HTTP/1.1" 503 12'],
-        "pg": ["LOG:  checkpoint complete", 'ERROR:  relation "x" does not exist', "FATAL:  the end"],
+        "pg": [
+            "LOG:  checkpoint complete",
+            'ERROR:  relation "x" does not exist',
+            "FATAL:  the end",
+            "FATAL:  the database system is starting up",
+        ],
     }
     found = verification.scan_logs(logs, verification.DEFAULT_LOG_PATTERNS, ["the end"])
     assert [(f["container"], f["line"][:8]) for f in found] == [("app", "127.0.0."), ("pg", "ERROR:  ")]

@@ -1,5 +1,6 @@
 """Fixtures for the server-loss tests: the S3 test server, an age identity and the old server."""
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "offsite"))
 
 from offsite_helpers import Moto  # noqa: E402
-from recovery_helpers import OldServer  # noqa: E402
+from recovery_helpers import SLOT_LOCK, OldServer  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +36,11 @@ def age_key(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def old_server(moto, age_key):
-    server = OldServer(moto, moto.bucket(), age_key[1], age_key[0])
-    try:
-        yield server.start()
-    finally:
-        server.remove()
+    """The old server on molecule slot 17's ports; a second run of this module waits for the first."""
+    with open(SLOT_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        server = OldServer(moto, moto.bucket(), age_key[1], age_key[0])
+        try:
+            yield server.start()
+        finally:
+            server.remove()

@@ -18,12 +18,15 @@ import sys
 import uuid
 
 from ansible.module_utils.datasafe import container
-from pgbed import CRITICAL_TABLES, LMS, REPO, free_port
+from pgbed import CRITICAL_TABLES, LMS, REPO
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VENV_BIN = os.path.join(REPO, ".venv", "bin")
 RICH_SCHEMA = os.path.join(HERE, "rich_schema.sql")
 DB, USER = "lms_slncity", "lms_user"
+SLOT = 17
+SLOT_PORTS = (56000 + SLOT * 10, 56001 + SLOT * 10)
+SLOT_LOCK = "/var/tmp/datasafe-molecule-recovery.lock"
 
 
 def sh(argv, env=None, check=True, data=None):
@@ -40,7 +43,10 @@ class OldServer:
         self.id = uuid.uuid4().hex[:8]
         self.project = "dstest-rec-%s" % self.id
         self.root = "/tmp/%s" % self.project
-        self.db_port, self.app_port = free_port(), free_port()
+        # The stack is destroyed and started again minutes later on the same ports: free_port()
+        # ports could be taken by anyone meanwhile, so it uses its slot's reserved ports (17:
+        # 56170-56179, never handed out as ephemeral ports); conftest serialises runs with a lock.
+        self.db_port, self.app_port = SLOT_PORTS
         self.db = "%s-pg" % self.project
         self.backend = "%s-backend" % self.project
         self.app = os.path.join(self.root, "app")
@@ -120,7 +126,9 @@ class OldServer:
             "datasafe_db_user": USER,
             "datasafe_critical_tables": CRITICAL_TABLES,
             "datasafe_health_url": "http://127.0.0.1:%d/health" % self.app_port,
-            "datasafe_health_retries": 120,
+            # The machine the tests share is often loaded far beyond its 2 cores (load 40+): the
+            # recovered backend has taken minutes to boot there. A wait, not a speed claim.
+            "datasafe_health_retries": 540,
             "datasafe_health_delay": 1,
             "datasafe_backup_dir": self.backups,
             "datasafe_change_log": self.change_log,
@@ -176,6 +184,20 @@ class OldServer:
         argv += [os.path.join(REPO, "bin", "datasafe-backup-job"), "--inventory", inventory, "--log", self.job_log]
         argv += ["--lock", os.path.join(self.root, "backup-job.lock"), "--", "-e", "@" + variables]
         return sh(argv, check=False)
+
+    def diagnose(self):
+        """What the stack's containers said, for a failed assertion."""
+        out = sh(
+            ["docker", "ps", "-a", "--filter", "label=com.docker.compose.project=%s" % self.project], check=False
+        ).stdout
+        for name in (self.backend, self.db):
+            logs = sh(["docker", "logs", "--tail", "40", name], check=False)
+            out += "\n--- %s\n%s%s" % (name, logs.stdout[-3000:], logs.stderr[-3000:])
+        listeners = sh(["ss", "-ltnp"], check=False).stdout
+        out += "\n--- listening on the slot's ports\n" + "\n".join(
+            line for line in listeners.splitlines() if ":%d " % self.app_port in line or ":%d " % self.db_port in line
+        )
+        return out
 
     def job_log_tail(self):
         with open(self.job_log, encoding="utf-8") as handle:

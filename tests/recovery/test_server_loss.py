@@ -161,7 +161,7 @@ def test_after_the_server_is_lost_recover_server_rebuilds_it_identically(old_ser
         },
         check=False,
     )
-    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:] + old_server.diagnose()
     assert fingerprint(old_server) == STATE["fingerprint"]
     url = old_server.variables()["datasafe_health_url"]
     assert url.startswith("http://127.0.0.1:")
@@ -213,8 +213,13 @@ def test_the_drill_can_restore_what_the_offsite_target_holds(old_server):
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-4000:]
-    assert "payload %s.age: size and sha256 equal the off-site manifest's" % STATE["backup"] in proc.stdout
-    assert "Restore drill of %s" % STATE["backup"] in open(old_server.change_log, encoding="utf-8").read()
+    jsonl = os.path.splitext(old_server.change_log)[0] + ".jsonl"
+    with open(jsonl, encoding="utf-8") as handle:
+        drill = [json.loads(line) for line in handle if '"restore_drill"' in line][-1]
+    assert drill["outcome"] == "completed"
+    # it drilled the copy fetched (and verified) from the off-site target, not the local one
+    fetched = drill["backup"]
+    assert fetched.startswith("/tmp/datasafe-drill-fetch-") and fetched.endswith(STATE["backup"]), fetched
     left = set(n for n in os.listdir("/tmp") if n.startswith("datasafe-drill-fetch-")) - temporaries
     assert left == set(), "the fetched copy (with password hashes) is removed"
 

@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 from harness import run_module
-from pgbed import LMS, REPO, free_port
+from pgbed import CRITICAL_TABLES, LMS, REPO, free_port
 
 BIN = os.path.join(REPO, ".venv", "bin")
 
@@ -68,6 +68,12 @@ def run_stop(tmp_path, project, env):
         "datasafe_compose_dir": LMS,
         "datasafe_compose_files": ["docker-compose.prod.yml"],
         "datasafe_compose_env": env,
+        # the rest of the stack's must-set vocabulary (roles/datasafe checks it before any task)
+        "datasafe_db_container": env["LMS_DB_CONTAINER"],
+        "datasafe_db_name": "lms_slncity",
+        "datasafe_db_user": "lms_user",
+        "datasafe_critical_tables": CRITICAL_TABLES,
+        "datasafe_health_url": "http://127.0.0.1:%s/health" % env["LMS_BACKEND_PORT"],
         "_datasafe_restore_app_services": ["backend"],
     }
     (tmp_path / "vars.json").write_text(json.dumps(variables))
