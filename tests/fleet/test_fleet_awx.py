@@ -92,6 +92,7 @@ def test_a_job_template_for_every_protocol_job_each_running_a_playbook_of_the_ch
         "playbooks/restore_drill.yml",
         "playbooks/safe_update.yml",
         "playbooks/verify.yml",
+        "playbooks/status.yml",
     }
     for template in templates:
         assert os.path.isfile(os.path.join(REPO, template["playbook"])), template
