@@ -46,9 +46,10 @@ setup: venv testbed ## everything the demo and the tests need (idempotent)
 DEMO_ROOT := /var/tmp/datasafe-demo
 DEMO_INVENTORY := inventory/demo
 
-demo: setup ## bring up the demo stack, seed it if empty, run the main job (the safe update)
+demo: setup ## bring up the demo stack, seed it if empty, pin its volume, install the guard inside PostgreSQL, run the main job (the safe update)
 	@bash testbed/make-app-repo.sh examples/lms $(DEMO_ROOT)
 	@ansible-playbook -i $(DEMO_INVENTORY) testbed/demo_stack.yml
+	@ansible-playbook -i $(DEMO_INVENTORY) testbed/demo_guard.yml playbooks/pin.yml playbooks/dbguard.yml
 	@$(MAKE) main-job
 
 # The main job: the protocol's safe update, on the demo stack (after the demo guard).
