@@ -196,11 +196,22 @@ def test_broken_input_is_blocked(home, agent):
 
 
 def test_a_time_out_and_an_engine_error_block(home, tmp_path):
-    command = installed_command(home, "claude").replace("--timeout 10", "--timeout 0.001")
-    proc = subprocess.run(
-        ["/bin/sh", "-c", command], input=json.dumps(payload("claude", "ls")), capture_output=True, text=True
-    )
-    assert proc.returncode == 2 and "did not answer within" in proc.stderr
+    # An agent that never finishes writing its payload: the hook cannot judge before its timer
+    # runs out, however fast the machine (a complete payload can be judged within the timer).
+    command = installed_command(home, "claude").replace("--timeout 10", "--timeout 0.5")
+    with subprocess.Popen(
+        ["/bin/sh", "-c", command],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        proc.stdin.write(json.dumps(payload("claude", "ls"))[:-1])
+        proc.stdin.flush()
+        returncode = proc.wait(timeout=120)  # stdin stays open: only the hook's timer can end it
+        stderr = proc.stderr.read()
+        proc.stdin.close()
+    assert returncode == 2 and "did not answer within" in stderr
     bad_rules = tmp_path / "rules.yml"
     bad_rules.write_text("- {id: Not An Id, regex: x}\n")
     command = installed_command(home, "claude").replace(" hook ", " --deny-rules %s hook " % bad_rules)
