@@ -81,7 +81,7 @@ settings:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import agent_hook
+from ansible.module_utils.datasafe import agent_hook, modulekit
 
 
 def main():
@@ -107,12 +107,14 @@ def main():
         except KeyError:
             module.fail_json(msg="agent_hook: no user %r on this host" % p["owner"])
         uid, gid = entry.pw_uid, entry.pw_gid
-    try:
-        result = agent_hook.install(
+    result = modulekit.call(
+        module,
+        lambda: agent_hook.install(
             p["agent"], p["home"], p["command"], p["timeout"], p["state"], module.check_mode, uid, gid
-        )
-    except (agent_hook.SettingsError, OSError) as exc:
-        module.fail_json(msg="agent_hook (%s): %s" % (p["agent"], exc))
+        ),
+        "agent_hook (%s)" % p["agent"],
+        (agent_hook.SettingsError, OSError),
+    )
     module.exit_json(
         changed=result["changed"],
         path=result["path"],

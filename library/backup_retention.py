@@ -134,45 +134,8 @@ held_bytes:
   type: int
 """
 
-import datetime
-import os
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import ledger, manifest, offsite, retention
-
-
-def _row(entry, reason):
-    return {
-        "file": entry["file"],
-        "kind": entry["kind"],
-        "database": entry["database"],
-        "end": entry["end"].isoformat() if entry["end"] else None,
-        "size": entry["size"],
-        "reason": reason,
-    }
-
-
-def _offsite_hold(module, directory, entries, targets):
-    """``({path: reason}, [held row])`` for the good backups without a verified copy at every target."""
-    if not targets:
-        return {}, []
-    try:
-        labels = [offsite.label_for(t) for t in targets]
-        data = ledger.load(directory)
-    except (ValueError, ledger.LedgerError) as exc:
-        module.fail_json(msg="backup_retention: nothing pruned: %s" % exc)
-    hold, held = {}, []
-    for entry in entries:
-        if entry["problem"] or entry["manifest"] is None:
-            continue
-        _, missing = ledger.verified_at(data, entry, labels)
-        if missing:
-            hold[entry["path"]] = "no verified off-site copy at %s" % ", ".join(missing)
-            size = (entry["size"] or 0) + sum(
-                os.path.getsize(c) for c in manifest.companions(entry) if os.path.exists(c)
-            )
-            held.append({"file": entry["file"], "missing_at": missing, "bytes": size})
-    return hold, held
+from ansible.module_utils.datasafe import modulekit, retention_run
 
 
 def main():
@@ -192,112 +155,11 @@ def main():
         ),
         supports_check_mode=True,
     )
-    p = module.params
-    for key in ("days", "weekly", "monthly", "pre_change_days", "require_verified_within"):
-        if p[key] < 0:
-            module.fail_json(msg="backup_retention: %s must not be negative (got %d)" % (key, p[key]))
-    for key in ("min_keep", "pre_change_min_keep"):
-        if p[key] < 1:
-            module.fail_json(
-                msg="backup_retention: %s must be at least 1 (got %d): the newest backups are "
-                "never all pruned" % (key, p[key])
-            )
-    directory = p["backup_dir"]
-    if not os.path.isdir(directory):
-        if module.check_mode:  # a dry run before the first backup: nothing there, nothing to prune
-            module.exit_json(
-                changed=False,
-                remove=[],
-                keep=[],
-                ignored=[],
-                newest_verified=None,
-                freed_bytes=0,
-                held_for_offsite=[],
-                held_bytes=0,
-                msg="%s does not exist yet: nothing to prune" % directory,
-            )
-        module.fail_json(
-            msg="backup_retention: %s does not exist: there is nothing to prune, and no backup "
-            "was made there" % directory
-        )
-    now = datetime.datetime.now(datetime.timezone.utc)
-    entries = [
-        e for e in manifest.list_backups(directory) if p["database"] is None or e["database"] in (None, p["database"])
-    ]
-
-    # Prune only after a new backup was verified (re-hashed once here, not again below).
-    refusal, known_good = None, ()
-    if p["new_backup"]:
-        mine = [e for e in entries if e["path"] == os.path.abspath(p["new_backup"])]
-        problems = manifest.verify_file(mine[0]) if mine else ["it is not in %s" % directory]
-        if problems:
-            refusal = "the new backup %s is not a good backup: %s" % (p["new_backup"], "; ".join(problems))
-        else:
-            known_good = (mine[0]["path"],)
-    newest = manifest.newest_verified(directory, database=p["database"], known_good=known_good)
-    stale = newest is None or (now - newest["end"]).total_seconds() > p["require_verified_within"]
-    if not p["new_backup"] and stale:
-        refusal = "there is no good backup younger than %d s in %s: make a backup first" % (
-            p["require_verified_within"],
-            directory,
-        )
-    if refusal and not module.check_mode:
-        module.fail_json(
-            msg="backup_retention: nothing pruned, %s" % refusal, newest_verified=newest["file"] if newest else None
-        )
-    if refusal:  # check mode: the real run would refuse (or follow a new backup); still list the plan
-        module.warn("backup_retention: a real run now would prune nothing: %s" % refusal)
-    protect = {newest["path"]} if newest else set()
-    hold, held = _offsite_hold(module, directory, entries, p["offsite_targets"])
-    decided = retention.plan(
-        entries,
-        now,
-        days=p["days"],
-        weekly=p["weekly"],
-        monthly=p["monthly"],
-        min_keep=p["min_keep"],
-        pre_change_days=p["pre_change_days"],
-        pre_change_min_keep=p["pre_change_min_keep"],
-        protect=protect,
-        hold=hold,
-    )
-    remove = [_row(e, why) for e, why in decided["remove"]]
-    result = dict(
-        changed=bool(remove),
-        remove=remove,
-        keep=[_row(e, why) for e, why in decided["keep"]],
-        ignored=[_row(e, why) for e, why in decided["ignored"]],
-        newest_verified=newest["file"] if newest else None,
-        freed_bytes=sum(e["size"] or 0 for e, _ in decided["remove"]),
-        held_for_offsite=held,
-        held_bytes=sum(h["bytes"] for h in held),
-    )
-    if held:
-        module.warn(
-            "backup_retention: %d backup(s) (%d bytes) are kept because they have no verified off-site copy "
-            "at every target: %s. Fix the off-site copy (playbooks/offsite.yml); retention never deletes "
-            "the only copy of a backup" % (len(held), result["held_bytes"], ", ".join(h["file"] for h in held))
-        )
-    for row in result["ignored"]:
-        module.warn("backup_retention: %s is not a good backup and was left alone: %s" % (row["file"], row["reason"]))
-    if not module.check_mode:
-        for entry, _ in decided["remove"]:
-            try:
-                os.unlink(entry["path"])  # the file first: a manifest without its file is never "good"
-                for companion in manifest.companions(entry):
-                    if os.path.exists(companion):
-                        os.unlink(companion)
-                os.unlink(entry["manifest_path"])
-            except OSError as exc:
-                module.fail_json(
-                    msg="backup_retention: cannot remove %s: %s" % (entry["path"], exc.strerror or exc), **result
-                )
-        if remove:
-            manifest.fsync_dir(directory)
-    module.exit_json(
-        msg="%s %d backup(s), kept %d"
-        % ("would remove" if module.check_mode else "removed", len(remove), len(result["keep"])),
-        **result,
+    modulekit.finish(
+        module,
+        lambda: retention_run.execute(module.params, module.check_mode, module.warn),
+        None,
+        (retention_run.RetentionFailed,),
     )
 
 

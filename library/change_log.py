@@ -68,7 +68,7 @@ entry:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import changelog
+from ansible.module_utils.datasafe import changelog, modulekit
 
 
 def main():
@@ -96,10 +96,12 @@ def main():
         module.exit_json(
             changed=False, entry=dict(action=p["action"], outcome=p["outcome"], message=message, **p["fields"])
         )
-    try:
-        entry = changelog.record(path, json_path, p["action"], message, p["outcome"], **p["fields"])
-    except OSError as exc:
-        module.fail_json(msg="could not write the change log %s: %s" % (path, exc))
+    entry = modulekit.call(
+        module,
+        lambda: changelog.record(path, json_path, p["action"], message, p["outcome"], **p["fields"]),
+        "could not write the change log %s" % path,
+        (OSError,),
+    )
     module.exit_json(changed=True, entry=entry, path=path, json_path=json_path)
 
 

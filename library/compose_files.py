@@ -29,12 +29,8 @@ options:
     type: list
     elements: str
     required: true
-attributes:
-  check_mode:
-    support: full
-    description: It only reads.
-  diff_mode:
-    support: none
+extends_documentation_fragment:
+  - datasafe.read_only
 """
 
 EXAMPLES = r"""

@@ -17,6 +17,12 @@ description:
     the WAL only they need, only after a new backup completed.
   - With O(type=auto) a full backup is taken only when the repository holds no good full one,
     so a second run of the enable playbook changes nothing.
+  - With a second repository (C(repo2) on S3, from C(datasafe_continuous_repo2)) every backup is
+    taken in each repository, repository 1 first (C(--repo=1), then C(--repo=2)), each checked in
+    info and verified on its own; the type is decided per repository (repository 2 gets a full
+    backup while it holds none). A failure in one repository fails the task naming that
+    repository and never touches the other's good backup (O(type) per repository in RV(repos)).
+    Retention runs per repository (C(repoN-retention-full)).
 version_added: "0.2.0"
 author: datasafe maintainers
 options:
@@ -72,15 +78,24 @@ stanza_created:
   returned: success
   type: bool
 backup:
-  description: The backup taken (label, type, stop time), or null.
+  description: The backup taken in repository 1 (label, type, stop time, repo), or null.
   returned: success
   type: dict
+repos:
+  description:
+    - Per repository (key C("1"), C("2")) the backup taken in it (C(backup), C(type)), what verify
+      checked (C(verify)) and C(error) (null, or what failed, naming the repository).
+    - Empty when no backup was taken.
+  returned: always
+  type: dict
 summary:
-  description: Newest good full/diff/incr backup with its age, and how many backups the repository lists.
+  description:
+    - Newest good full/diff/incr backup with its age, and how many backups the repository lists
+      (repository 1), and under C(repos) the same for every configured repository.
   returned: success
   type: dict
 verify:
-  description: What C(pgbackrest verify) checked (WAL segments checked and valid), when it ran.
+  description: What C(pgbackrest verify) checked in repository 1 (WAL segments checked and valid), when it ran.
   returned: when a backup was taken and verify is true
   type: dict
 actions:
@@ -111,44 +126,60 @@ def main():
     p = module.params
     p["stanza"] = p["stanza"] or continuous.stanza_name(p["project"])
     run = runner.for_module(module)
-    actions, result = [], dict(changed=False, stanza_created=False, backup=None)
+    actions, result = [], dict(changed=False, stanza_created=False, backup=None, repos={})
     try:
         try:
             before = continuous.info(run, p["container"], p["stanza"])
-            missing = (before.get("status") or {}).get("code") == 1  # "missing stanza path"
         except continuous.ContinuousError:
-            before, missing = {}, True
+            before = {}
+        missing = continuous.stanza_missing(before)
         if missing:
-            actions.append("pgbackrest stanza-create --stanza=%s" % p["stanza"])
+            actions.append(
+                "pgbackrest stanza-create --stanza=%s (in %s)"
+                % (p["stanza"], ", ".join(continuous.repo_name(k) for k in missing))
+            )
             if not module.check_mode:
                 continuous.pgbackrest(run, p["container"], p["stanza"], ["stanza-create"], "stanza-create")
                 result["stanza_created"] = result["changed"] = True
         if p["check"]:
-            actions.append("pgbackrest check (a WAL segment must reach the repository)")
+            actions.append("pgbackrest check (a WAL segment must reach every repository)")
             if not module.check_mode:
                 continuous.pgbackrest(run, p["container"], p["stanza"], ["check"], "check")
-        summary = continuous.backups_summary(before) if before else {"count": 0}
-        kind = p["type"]
-        if kind == "auto":
-            kind = "full" if "full" not in summary else None
-        elif kind == "scheduled":
-            kind = continuous.scheduled_type(summary, p["full_every_days"])
-        if kind and kind != "none":
-            actions.append("pgbackrest backup --type=%s, then verify" % kind)
-            if not module.check_mode:
-                continuous.pgbackrest(run, p["container"], p["stanza"], ["backup", "--type=%s" % kind], "backup")
-                result["changed"] = True
-                after = continuous.info(run, p["container"], p["stanza"])
-                newest = (after.get("backup") or [None])[-1]
-                if not newest or newest.get("error") or newest.get("type") != kind:
-                    raise continuous.ContinuousError(
-                        "pgbackrest reported success but info does not list a good %s backup as the newest: %r"
-                        % (kind, newest)
-                    )
-                if p["verify"]:
-                    result["verify"] = continuous.verify(run, p["container"], p["stanza"])
-                result["backup"] = dict(label=newest["label"], type=newest["type"], stop=newest["timestamp"]["stop"])
+        summary = continuous.backups_summary(before)
+        kinds = {}
+        for key, one in summary["repos"].items():
+            kind = p["type"]
+            if kind == "auto":
+                kind = "full" if "full" not in one else None
+            elif kind == "scheduled":
+                kind = continuous.scheduled_type(one, p["full_every_days"])
+            if kind and kind != "none":
+                kinds[key] = kind
+                actions.append(
+                    "pgbackrest backup --repo=%s --type=%s to %s, then verify" % (key, kind, continuous.repo_name(key))
+                )
+        if kinds and not module.check_mode:
+            done, after = continuous.backup_each(run, p["container"], p["stanza"], kinds, verify_after=p["verify"])
+            result["changed"] = True
+            result["repos"] = done
+            if after:
                 summary = continuous.backups_summary(after)
+            first = done.get(min(done, key=int))
+            result["backup"] = first["backup"]
+            result["verify"] = first["verify"]
+            errors = [r["error"] for r in done.values() if r["error"]]
+            if errors:
+                good = [
+                    "%s: %s backup %s verified" % (continuous.repo_name(k), r["type"], r["backup"]["label"])
+                    for k, r in sorted(done.items())
+                    if not r["error"] and r["backup"]
+                ]
+                result.update(actions=actions, summary=summary)
+                module.fail_json(
+                    msg="continuous backup: %s%s"
+                    % ("; ".join(errors), (" (still good: %s)" % "; ".join(good)) if good else ""),
+                    **result,
+                )
         result.update(actions=actions, summary=summary)
     except continuous.ContinuousError as exc:
         module.fail_json(msg="continuous backup: %s" % exc, actions=actions, **result)

@@ -54,6 +54,7 @@ options:
     default: []
 extends_documentation_fragment:
   - datasafe
+  - datasafe.pgbackrest_repo
 attributes:
   check_mode:
     support: full
@@ -76,6 +77,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+repo:
+  description: The repository the heartbeat was recovered from (1 local, 2 off-site on S3).
+  returned: success
+  type: int
 heartbeat:
   description: When the heartbeat was committed.
   returned: success
@@ -94,15 +99,14 @@ import socket
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import container, continuous, runner
+from ansible.module_utils.datasafe import container, continuous, modulekit, runner, specs
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            container=dict(type="str", required=True),
-            database=dict(type="str", required=True),
-            user=dict(type="str", required=True),
+        argument_spec=specs.spec(
+            specs.CONNECTION,
+            specs.PGBACKREST_REPO,
             project=dict(type="str", required=True),
             image=dict(type="str", required=True),
             repo_dir=dict(type="path", required=True),
@@ -122,9 +126,14 @@ def main():
             p["port"] = probe.getsockname()[1]
     name = p["name"] or "%s-drill-%s" % (p["project"], time.strftime("%Y%m%d%H%M%S", time.gmtime()))
     if module.check_mode:
-        module.exit_json(changed=False, would="heartbeat, wait for archiving, recover latest into %s, remove it" % name)
-    try:
-        result = continuous.drill(
+        module.exit_json(
+            changed=False,
+            would="heartbeat, wait for archiving, recover latest from repository %s into %s, remove it"
+            % (p["repo"], name),
+        )
+    result = modulekit.call(
+        module,
+        lambda: continuous.drill(
             runner.for_module(module),
             p["container"],
             p["database"],
@@ -138,9 +147,13 @@ def main():
             rpo_seconds=p["rpo_seconds"],
             pgdata=p["pgdata"],
             labels=p["labels"],
-        )
-    except (continuous.ContinuousError, container.ContainerError) as exc:
-        module.fail_json(msg="continuous drill: %s" % exc)
+            repo=p["repo"],
+            repo_env=p["repo_env"]
+            or (continuous.repo_env_of(runner.for_module(module), p["container"]) if p["repo"] != 1 else {}),
+        ),
+        "continuous drill",
+        (continuous.ContinuousError, container.ContainerError),
+    )
     module.exit_json(changed=True, **result)
 
 

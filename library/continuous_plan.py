@@ -19,27 +19,8 @@ description:
 version_added: "0.2.0"
 author: datasafe maintainers
 options:
-  compose_dir:
-    description: The application's checkout holding the compose files.
-    type: path
-    required: true
-  compose_files:
-    description: The stack's own compose files, relative to O(compose_dir) or absolute.
-    type: list
-    elements: str
-    required: true
   project:
     description: Compose project name; also names the pgBackRest stanza and the override file.
-    type: str
-    required: true
-  compose_env:
-    description: Extra environment for docker compose.
-    type: dict
-    default: {}
-  db_service:
-    description: The PostgreSQL service in the compose files.
-    type: str
-    default: postgres
   repo_dir:
     description: Host directory of the pgBackRest repository (mode 0700, owned by the image's postgres user).
     type: path
@@ -63,18 +44,16 @@ options:
   repo2:
     description:
       - Optional second repository on S3, encrypted with pgBackRest's aes-256-cbc. Keys
-        C(bucket), C(endpoint), C(path), C(region), C(uri_style), C(retention_full), C(verify_tls).
+        C(bucket), C(endpoint), C(path), C(region), C(uri_style), C(retention_full), C(verify_tls),
+        C(port) (the endpoint's port when not 443). Small files are bundled (C(repo2-bundle)), so a
+        backup is a few dozen requests to S3.
         Credentials and the cipher passphrase never go into the file (environment of the
         container, C(PGBACKREST_REPO2_*)).
     type: dict
 extends_documentation_fragment:
   - datasafe
-attributes:
-  check_mode:
-    support: full
-    description: It only reads.
-  diff_mode:
-    support: none
+  - datasafe.stack
+  - datasafe.read_only
 """
 
 EXAMPLES = r"""
@@ -143,31 +122,15 @@ archiving_on:
   type: bool
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import compose, container, continuous, runner
-
-
-def read_text(path):
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
+from ansible.module_utils.datasafe import continuous, modulekit, runner, specs
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            compose_dir=dict(type="path", required=True),
-            compose_files=dict(type="list", elements="str", required=True),
-            project=dict(type="str", required=True),
-            compose_env=dict(type="dict", default={}),
-            db_service=dict(type="str", default="postgres"),
-            container=dict(type="str", required=True),
-            database=dict(type="str", required=True),
-            user=dict(type="str", required=True),
+        argument_spec=specs.spec(
+            specs.CONNECTION,
+            specs.STACK,
             repo_dir=dict(type="path", required=True),
             conf_dir=dict(type="path", required=True),
             dockerfile_dir=dict(type="path", required=True),
@@ -177,66 +140,11 @@ def main():
         ),
         supports_check_mode=True,
     )
-    p = module.params
-    env = {k: str(v) for k, v in p["compose_env"].items()}
-    run = runner.for_module(module)
-
-    stanza = continuous.stanza_name(p["project"])
-    try:
-        base = compose.compose_argv(p["project"], p["compose_files"], p["compose_dir"], with_override=False)
-        image, command, svc_env = continuous.service_config(run, base, p["db_service"], env)
-        if not image:
-            raise continuous.ContinuousError(
-                "service %s names no image; continuous recovery derives its image FROM it: give it an image:"
-                % p["db_service"]
-            )
-        rc, out, err = run(["docker", "image", "inspect", "--format", "{{.Id}}", image])
-        if rc != 0:
-            raise continuous.ContinuousError("image %s is not on this host; pull or build it first" % image)
-        with open(os.path.join(p["dockerfile_dir"], "Dockerfile"), encoding="utf-8") as handle:
-            dockerfile = handle.read()
-        derived = continuous.image_tag(p["project"], out.strip(), dockerfile)
-        present = run(["docker", "image", "inspect", derived])[0] == 0
-        pgdata = continuous.image_pgdata(run, image)
-        uid, gid = continuous.image_postgres_ids(run, image)
-        settings = continuous.server_settings(stanza, p["archive_timeout"])
-        override = continuous.render_override(
-            p["db_service"], derived, continuous.with_settings(command, settings), p["repo_dir"], p["conf_dir"]
-        )
-        conf = continuous.render_conf(
-            stanza, svc_env.get("PGPORT") or 5432, p["user"], p["retention_full"], p["repo2"], pgdata=pgdata
-        )
-    except (continuous.ContinuousError, ValueError, OSError) as exc:
-        module.fail_json(msg="continuous recovery plan: %s" % exc)
-    override_path = compose.override_path(p["project"])
-    archiving = None
-    try:
-        archiving = continuous.archiver(run, p["container"], p["database"], p["user"])
-    except container.ContainerError:
-        pass
-    module.exit_json(
-        changed=False,
-        stanza=stanza,
-        base_image=image,
-        image=derived,
-        image_present=present,
-        pgdata=pgdata,
-        owner=dict(uid=uid, gid=gid),
-        override_path=override_path,
-        override_content=override,
-        override_current=read_text(override_path),
-        override_changed=read_text(override_path) != override,
-        conf_path=os.path.join(p["conf_dir"], continuous.CONF_NAME),
-        conf_content=conf,
-        conf_changed=read_text(os.path.join(p["conf_dir"], continuous.CONF_NAME)) != conf,
-        repo_dir=p["repo_dir"],
-        conf_dir=p["conf_dir"],
-        archiving=archiving,
-        archiving_on=bool(
-            archiving
-            and archiving["archive_mode"] in ("on", "always")
-            and archiving["archive_command"] == continuous.archive_command(stanza)
-        ),
+    modulekit.finish(
+        module,
+        lambda: continuous.plan(runner.for_module(module), module.params),
+        "continuous recovery plan",
+        (continuous.ContinuousError, ValueError, OSError),
     )
 
 

@@ -81,6 +81,8 @@ options:
     description: Seconds to wait for replay and promotion.
     type: int
     default: 1800
+extends_documentation_fragment:
+  - datasafe.pgbackrest_repo
 attributes:
   check_mode:
     support: full
@@ -118,6 +120,10 @@ counts:
   description: Row counts of the critical tables in the recovered server.
   returned: when recovered
   type: dict
+repo:
+  description: The repository recovered from (1 local, 2 off-site on S3).
+  returned: when recovered
+  type: int
 live_counts:
   description: The same tables counted in the live database, for comparison.
   returned: when live_container is set
@@ -125,12 +131,13 @@ live_counts:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import container, continuous, runner
+from ansible.module_utils.datasafe import container, continuous, modulekit, runner, specs
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
+        argument_spec=specs.spec(
+            specs.PGBACKREST_REPO,
             name=dict(type="str", required=True),
             state=dict(type="str", choices=["present", "absent"], default="present"),
             image=dict(type="str"),
@@ -165,10 +172,12 @@ def main():
                 if rc != 0:
                     module.fail_json(msg="cannot remove volume %s: %s" % (p["name"], err.strip()))
         module.exit_json(changed=exists or vol_exists)
-    try:
-        opts = continuous.target_options(p["target_kind"], p["target"], p["inclusive"])
-    except continuous.ContinuousError as exc:
-        module.fail_json(msg="recover: %s" % exc)
+    opts = modulekit.call(
+        module,
+        lambda: continuous.target_options(p["target_kind"], p["target"], p["inclusive"]),
+        "recover",
+        (continuous.ContinuousError,),
+    )
     if exists or vol_exists:
         module.fail_json(
             msg="recover: a container or volume named %s exists already; recovery never reuses one: "
@@ -177,8 +186,8 @@ def main():
     if module.check_mode:
         module.exit_json(
             changed=True,
-            would="pgbackrest restore %s into new volume %s, serve on 127.0.0.1:%s"
-            % (" ".join(opts), p["name"], p["port"]),
+            would="pgbackrest restore --repo=%s %s into new volume %s, serve on 127.0.0.1:%s"
+            % (p["repo"], " ".join(opts), p["name"], p["port"]),
         )
     try:
         result = continuous.recover(
@@ -198,6 +207,9 @@ def main():
             labels=p["labels"],
             pgdata=p["pgdata"],
             timeout=p["timeout"],
+            repo=p["repo"],
+            repo_env=p["repo_env"]
+            or (continuous.repo_env_of(run, p["live_container"]) if p["live_container"] and p["repo"] != 1 else {}),
         )
         if p["live_container"] and p["tables"]:
             result["live_counts"] = container.count_rows(

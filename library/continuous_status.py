@@ -94,7 +94,7 @@ problems:
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import container, continuous, metrics, runner
+from ansible.module_utils.datasafe import container, continuous, metrics, modulekit, runner, specs
 
 FAMILIES = [
     metrics.gauge("datasafe_wal_last_archived_age_seconds", "Seconds since PostgreSQL last archived a WAL segment."),
@@ -102,7 +102,9 @@ FAMILIES = [
     metrics.gauge("datasafe_wal_archive_failing", "1 when the newest archive attempt failed."),
     metrics.gauge("datasafe_wal_ready_segments", "WAL segments waiting to be archived."),
     metrics.gauge("datasafe_wal_bytes", "Disk taken by pg_wal."),
-    metrics.gauge("datasafe_pgbackrest_last_backup_age_seconds", "Age of the newest good backup, by type."),
+    metrics.gauge(
+        "datasafe_pgbackrest_last_backup_age_seconds", "Age of the newest good backup, by type and repository."
+    ),
     metrics.gauge("datasafe_pgbackrest_repo_bytes", "Size of the pgBackRest repository directory."),
     metrics.gauge("datasafe_continuous_problems", "Problems continuous recovery has now (0 is healthy)."),
 ]
@@ -110,10 +112,8 @@ FAMILIES = [
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            container=dict(type="str", required=True),
-            database=dict(type="str", required=True),
-            user=dict(type="str", required=True),
+        argument_spec=specs.spec(
+            specs.CONNECTION,
             stanza=dict(type="str"),
             project=dict(type="str"),
             repo_dir=dict(type="path"),
@@ -131,10 +131,13 @@ def main():
         p["stanza"] = continuous.stanza_name(p["project"])
     run = runner.for_module(module)
     result = dict(changed=False, enabled=False, problems=[])
-    try:
-        arch = continuous.archiver(run, p["container"], p["database"], p["user"])
-    except container.ContainerError as exc:
-        module.fail_json(msg="continuous status: cannot read pg_stat_archiver: %s" % exc, **result)
+    arch = modulekit.call(
+        module,
+        lambda: continuous.archiver(run, p["container"], p["database"], p["user"]),
+        "continuous status: cannot read pg_stat_archiver",
+        (container.ContainerError,),
+        **result,
+    )
     result["archiving"] = arch
     result["enabled"] = arch["archive_mode"] in ("on", "always")
     if not result["enabled"] and not p["required"]:
@@ -170,11 +173,13 @@ def main():
                 values["datasafe_pgbackrest_repo_bytes"] = result["repo_bytes"]
             for name, value in values.items():
                 samples[(name, labels)] = metrics.format_value(value)
-            for kind in ("full", "diff", "incr"):
-                if summary and kind in summary and summary[kind]["stop"]:
-                    samples[("datasafe_pgbackrest_last_backup_age_seconds", labels + (("type", kind),))] = (
-                        metrics.format_value(round(time.time() - summary[kind]["stop"]))
-                    )
+            for repo, one in sorted(((summary or {}).get("repos") or {}).items()):
+                for kind in ("full", "diff", "incr"):
+                    if kind in one and one[kind]["stop"]:
+                        key = labels + (("type", kind), ("repo", repo))
+                        samples[("datasafe_pgbackrest_last_backup_age_seconds", key)] = metrics.format_value(
+                            round(time.time() - one[kind]["stop"])
+                        )
 
         try:
             result["metrics_file"] = metrics.update(p["metrics_file"], FAMILIES, change)

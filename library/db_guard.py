@@ -141,15 +141,13 @@ metrics_file:
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import container, dbguard
+from ansible.module_utils.datasafe import container, dbguard, modulekit, specs
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            container=dict(type="str", required=True),
-            database=dict(type="str", required=True),
-            user=dict(type="str", required=True),
+        argument_spec=specs.spec(
+            specs.CONNECTION,
             state=dict(type="str", choices=["present", "absent", "checked", "refusals"], default="present"),
             log_since=dict(type="str"),
             default_max_rows=dict(type="int", default=dbguard.DEFAULT_MAX_ROWS),
@@ -166,10 +164,13 @@ def main():
     if p["state"] == "refusals":
         if not p["log_since"]:
             module.fail_json(msg="db_guard: state refusals needs log_since (a Unix time); nothing was read")
-        try:
-            refusals = dbguard.refusals_since(run, p["container"], p["log_since"])
-        except dbguard.DbGuardError as exc:
-            module.fail_json(msg="db_guard: %s" % exc, refusals=[])
+        refusals = modulekit.call(
+            module,
+            lambda: dbguard.refusals_since(run, p["container"], p["log_since"]),
+            "db_guard",
+            (dbguard.DbGuardError,),
+            refusals=[],
+        )
         module.exit_json(changed=False, actions=[], refusals=refusals)
     try:
         desired = dbguard.normalize_settings(p["default_max_rows"], p["table_limits"], p["schemas"])

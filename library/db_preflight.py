@@ -17,27 +17,6 @@ description:
 version_added: "0.1.0"
 author: datasafe maintainers
 options:
-  compose_dir:
-    description: Directory holding the compose files.
-    type: path
-    required: true
-  compose_files:
-    description: Compose files, relative to O(compose_dir).
-    type: list
-    elements: str
-    required: true
-  project:
-    description: Compose project name.
-    type: str
-    required: true
-  compose_env:
-    description: Environment for C(docker compose config) (ports, names, image variables).
-    type: dict
-    default: {}
-  db_service:
-    description: The compose service running PostgreSQL.
-    type: str
-    default: postgres
   database:
     description: The database that will be backed up.
   data_pg_version:
@@ -53,12 +32,8 @@ options:
     default: 1.0
 extends_documentation_fragment:
   - datasafe
-attributes:
-  check_mode:
-    support: full
-    description: It only reads.
-  diff_mode:
-    support: none
+  - datasafe.stack
+  - datasafe.read_only
 """
 
 EXAMPLES = r"""
@@ -105,88 +80,27 @@ free_bytes:
   type: int
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import compose, container, runner
-
-
-def nearest_existing(path):
-    while not os.path.exists(path):
-        parent = os.path.dirname(path)
-        if parent == path:
-            break
-        path = parent
-    return path
+from ansible.module_utils.datasafe import modulekit, runner, specs, stack
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            compose_dir=dict(type="path", required=True),
-            compose_files=dict(type="list", elements="str", required=True),
-            project=dict(type="str", required=True),
-            compose_env=dict(type="dict", default={}),
-            db_service=dict(type="str", default="postgres"),
-            container=dict(type="str", required=True),
-            database=dict(type="str", required=True),
-            user=dict(type="str", required=True),
+        argument_spec=specs.spec(
+            specs.CONNECTION,
+            specs.STACK,
             data_pg_version=dict(type="str", required=True),
             backup_dir=dict(type="path"),
             space_factor=dict(type="float", default=1.0),
         ),
         supports_check_mode=True,
     )
-    p = module.params
-    # Only the compose variables: run_command keeps the rest of the environment as it is.
-    env = {k: str(v) for k, v in p["compose_env"].items()}
-
-    run = runner.for_module(module)
-
-    base = compose.compose_argv(p["project"], p["compose_files"], p["compose_dir"])
-    result = dict(
-        changed=False,
-        compose_argv=base,
-        compose_files=compose.effective_files(p["project"], p["compose_files"], p["compose_dir"]),
+    modulekit.finish(
+        module,
+        lambda: stack.preflight_task(runner.for_module(module), module.params),
+        None,
+        (stack.PreflightFailed,),
     )
-    problems = []
-    try:
-        result["image"] = compose.service_image(run, base, p["db_service"], env)
-        result["image_pg_major"] = compose.image_pg_major(run, result["image"])
-    except (RuntimeError, LookupError) as exc:
-        module.fail_json(msg="preflight: %s" % exc, problems=[str(exc)], **result)
-    if result["image_pg_major"] != p["data_pg_version"].strip():
-        problems.append(
-            "the compose files run %s (PostgreSQL %s) but the data directory was made by PostgreSQL %s: "
-            "it would not start after the old server stops. Upgrade with pg_upgrade or a dump and "
-            "restore, not with an update" % (result["image"], result["image_pg_major"], p["data_pg_version"])
-        )
-    if p["backup_dir"]:
-        try:
-            rows = container.query(
-                container.module_runner(module),
-                p["container"],
-                p["database"],
-                p["user"],
-                "SELECT pg_database_size(current_database())",
-                stage="measure the database",
-            )
-        except container.ContainerError as exc:
-            module.fail_json(msg="preflight: %s" % exc, problems=[str(exc)], **result)
-        result["db_size_bytes"] = int(rows[0][0])
-        where = nearest_existing(os.path.expanduser(p["backup_dir"]))
-        stat = os.statvfs(where)
-        result["free_bytes"] = stat.f_bavail * stat.f_frsize
-        needed = int(result["db_size_bytes"] * p["space_factor"])
-        if result["free_bytes"] < needed:
-            problems.append(
-                "only %d MiB free in %s for a backup of a %d MiB database (need %d MiB): free space "
-                "first; datasafe never deletes backups to make room"
-                % (result["free_bytes"] >> 20, where, result["db_size_bytes"] >> 20, needed >> 20)
-            )
-    if problems:
-        module.fail_json(msg="preflight: " + "; ".join(problems), problems=problems, **result)
-    module.exit_json(problems=[], **result)
 
 
 if __name__ == "__main__":

@@ -88,6 +88,7 @@ remote_url:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.datasafe import gitrepo, modulekit, runner
 
 
 def main():
@@ -102,65 +103,10 @@ def main():
         ),
         supports_check_mode=True,
     )
-    p = module.params
     git = module.get_bin_path("git", required=True)
-
-    def run(*args, check=True):
-        rc, out, err = module.run_command([git, "-C", p["path"]] + list(args))
-        if check and rc != 0:
-            module.fail_json(msg="git %s in %s failed: %s" % (args[0], p["path"], (err or out).strip()))
-        return rc, out.strip()
-
-    run("rev-parse", "--git-dir")
-    _, revision = run("rev-parse", "HEAD")
-    _, branch = run("rev-parse", "--abbrev-ref", "HEAD")
-    _, status = run("status", "--porcelain", "--untracked-files=normal")
-    dirty = [line for line in status.splitlines() if line.strip()]
-    _, remote_url = run("remote", "get-url", p["remote"])
-    if p["fetch"]:
-        run("fetch", "--quiet", p["remote"])
-    rc, upstream = run("rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{upstream}", check=False)
-    ahead = behind = 0
-    if rc == 0 and upstream:
-        _, counts = run("rev-list", "--left-right", "--count", "HEAD...@{upstream}")
-        ahead, behind = (int(n) for n in counts.split())
-    else:
-        upstream = None
-
-    result = dict(
-        changed=False,
-        revision=revision,
-        branch=branch,
-        dirty=dirty,
-        upstream=upstream,
-        ahead=ahead,
-        behind=behind,
-        remote_url=remote_url,
+    modulekit.finish(
+        module, lambda: gitrepo.task(runner.for_module(module), module.params, git), None, (gitrepo.GitFailed,)
     )
-    problems = []
-    if p["require_clean"] and dirty:
-        problems.append(
-            "the working tree of %s has %d uncommitted or untracked file(s) (%s): commit or stash "
-            "them first, an update must not discard them" % (p["path"], len(dirty), ", ".join(dirty[:5]))
-        )
-    if p["require_branch"] and branch != p["require_branch"]:
-        problems.append(
-            "%s is on %s, not on %s: check out %s first" % (p["path"], branch, p["require_branch"], p["require_branch"])
-        )
-    if p["require_fast_forward"]:
-        if upstream is None:
-            problems.append(
-                "branch %s has no upstream to pull from: set one with "
-                "'git branch --set-upstream-to=%s/%s'" % (branch, p["remote"], branch)
-            )
-        elif ahead:
-            problems.append(
-                "%s has %d local commit(s) that %s does not: a pull would not fast-forward; "
-                "push or reset them first" % (branch, ahead, upstream)
-            )
-    if problems:
-        module.fail_json(msg="; ".join(problems), problems=problems, **result)
-    module.exit_json(problems=[], **result)
 
 
 if __name__ == "__main__":

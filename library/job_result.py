@@ -68,10 +68,8 @@ stderr:
   type: str
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import background
+from ansible.module_utils.datasafe import background, modulekit
 
 
 def main():
@@ -84,24 +82,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    p = module.params
-    if p["timeout"] < 1 or not 0.05 <= p["poll"] <= 10:
-        module.fail_json(msg="job_result: timeout must be at least 1 s and poll 0.05 to 10 s")
-    try:
-        result = background.wait(p["path"], p["timeout"], p["poll"], what=p["what"])
-    except background.Missing as exc:
-        module.fail_json(msg="job_result: %s" % exc)
-    except background.NotFinished as exc:
-        module.fail_json(msg="job_result: %s; it may still be running" % exc)
-    if "rc" not in result or "finished" not in result:
-        module.fail_json(msg="job_result: %s is not the result file of a datasafe job" % p["path"])
-    os.unlink(p["path"])
-    fields = dict(rc=result["rc"], seconds=result.get("seconds"), stderr=result.get("stderr", ""))
-    if result.get("failed"):
-        module.fail_json(
-            msg="%s failed: %s" % (p["what"], result.get("msg") or "exit status %s" % result["rc"]), **fields
-        )
-    module.exit_json(changed=False, **fields)
+    modulekit.finish(module, lambda: background.collect(module.params), None, (background.JobFailed,))
 
 
 if __name__ == "__main__":

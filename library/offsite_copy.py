@@ -139,11 +139,11 @@ stage:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import offsite, runner
+from ansible.module_utils.datasafe import modulekit, offsite, runner, specs
 
 
 def main():
-    argument_spec = offsite.common_argument_spec()
+    argument_spec = specs.spec(specs.OFFSITE)
     argument_spec.update(
         target=dict(type="str", choices=["dir", "rsync"], required=True),
         dest=dict(type="str", required=True),
@@ -170,11 +170,12 @@ def main():
     elif not label.endswith("/"):
         label += "/"
     run = runner.for_module(module)
-    try:
-        result = offsite.execute(p, make_target, label, module.check_mode, run, module.get_bin_path, module.warn)
-    except offsite.Failed as exc:
-        module.fail_json(msg=str(exc), **exc.result)
-    module.exit_json(**result)
+    modulekit.finish(
+        module,
+        lambda: offsite.execute(p, make_target, label, module.check_mode, run, module.get_bin_path, module.warn),
+        None,
+        (offsite.Failed,),
+    )
 
 
 if __name__ == "__main__":

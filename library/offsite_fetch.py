@@ -125,14 +125,11 @@ stage:
   type: str
 """
 
-import os
+import sys
 
-from ansible.module_utils.datasafe import fetch, offsite, runner
+from ansible.module_utils.datasafe import fetch, modulekit, offsite, runner
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import HAS_BOTO3, check_sdk_version_supported
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-
-
-def _public(row):
-    return {k: v for k, v in row.items() if k != "manifest"}
 
 
 def main():
@@ -151,43 +148,32 @@ def main():
         ),
         required_if=[("type", "s3", ["bucket"]), ("type", "dir", ["path"]), ("state", "fetched", ["dest"])],
         supports_check_mode=True,
+        # boto3 only for an S3 target: a directory target works on a bare Python (checked below)
+        check_boto3=False,
     )
     p = module.params
-    result = dict(changed=False, backups=[])
-    try:
-        if p["type"] == "s3":
-            problem = offsite.endpoint_problem(p["endpoint_url"], p["validate_certs"], p["allow_insecure_endpoint"])
-            if problem:
-                module.fail_json(msg="offsite_fetch: " + problem)
-            target = offsite.S3Target(
-                module.client("s3"), p["bucket"], prefix=p["prefix"], endpoint_url=p["endpoint_url"]
+
+    def make_target():
+        if p["type"] == "dir":
+            return offsite.DirectoryTarget(p["path"])
+        if not HAS_BOTO3:
+            raise offsite.Failed(
+                "offsite_fetch: an S3 target needs boto3 and botocore in %s, the Python that runs modules on "
+                "this host; role datasafe_offsite's deps.yml installs them (datasafe_offsite_install_deps), or "
+                "install them there yourself (docs/fleet.md). Nothing was fetched." % sys.executable,
+                {"stage": "check target"},
             )
-        else:
-            target = offsite.DirectoryTarget(p["path"])
-        rows = fetch.listing(target, p["database"])
-        result["backups"] = [_public(r) for r in rows]
-        result["target"] = target.label
-        if p["state"] == "list":
-            module.exit_json(**result)
-        chosen = fetch.choose(rows, p["backup"])
-        result["chosen"] = _public(chosen)
-        if module.check_mode:
-            module.exit_json(changed=True, **result)
-        age = module.get_bin_path("age", required=chosen["encrypted"])
-        if chosen["encrypted"] and not (p["age_identity"] and os.path.isfile(p["age_identity"])):
-            raise offsite.OffsiteError(
-                "decrypt", "%s is age-encrypted: age_identity must name the identity file" % chosen["payload"]
-            )
-        done = fetch.fetch(
-            target, chosen, p["dest"], run=runner.for_module(module), age=age, identity=p["age_identity"]
-        )
-    except offsite.OffsiteError as exc:
-        module.fail_json(msg="offsite_fetch: %s" % exc, stage=exc.stage, **result)
-    except OSError as exc:
-        module.fail_json(msg="offsite_fetch: %s" % exc, stage="fetch", **result)
-    result.update(changed=done["new"], path=done["path"], manifest=done["manifest"], checks=done["checks"])
-    module.exit_json(
-        msg="fetched %s from %s, verified: %s" % (done["file"], target.label, "; ".join(done["checks"])), **result
+        check_sdk_version_supported(warn=module.warn)
+        problem = offsite.endpoint_problem(p["endpoint_url"], p["validate_certs"], p["allow_insecure_endpoint"])
+        if problem:
+            raise offsite.Failed("offsite_fetch: " + problem, {})
+        return offsite.S3Target(module.client("s3"), p["bucket"], prefix=p["prefix"], endpoint_url=p["endpoint_url"])
+
+    modulekit.finish(
+        module,
+        lambda: fetch.task(p, make_target, module.check_mode, runner.for_module(module)),
+        None,
+        (offsite.Failed,),
     )
 
 

@@ -149,7 +149,7 @@ stage:
   type: str
 """
 
-from ansible.module_utils.datasafe import offsite, runner
+from ansible.module_utils.datasafe import modulekit, offsite, runner, specs
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 MIN_PART = 5 * 1024 * 1024
@@ -157,7 +157,7 @@ endpoint_problem = offsite.endpoint_problem  # kept importable for the tests
 
 
 def main():
-    argument_spec = offsite.common_argument_spec()
+    argument_spec = specs.spec(specs.OFFSITE)
     argument_spec.update(
         bucket=dict(type="str", required=True),
         prefix=dict(type="str", default=""),
@@ -201,11 +201,12 @@ def main():
     prefix = p["prefix"].strip("/")
     label = "s3://%s/%s" % (p["bucket"], prefix + "/" if prefix else "")
     run = runner.for_module(module)
-    try:
-        result = offsite.execute(p, make_target, label, module.check_mode, run, module.get_bin_path, module.warn)
-    except offsite.Failed as exc:
-        module.fail_json(msg=str(exc), **exc.result)
-    module.exit_json(**result)
+    modulekit.finish(
+        module,
+        lambda: offsite.execute(p, make_target, label, module.check_mode, run, module.get_bin_path, module.warn),
+        None,
+        (offsite.Failed,),
+    )
 
 
 if __name__ == "__main__":

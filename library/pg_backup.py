@@ -72,7 +72,7 @@ options:
     choices: [gzip, zstd, none]
     default: gzip
   compress_level:
-    description: Compression level (gzip 1-9, default 3; zstd 1-19, default 3; measured in docs/backups.md).
+    description: Compression level (gzip 1-9, default 1; zstd 1-19, default 3; measured in docs/measurements.md).
     type: int
   compress_on:
     description:
@@ -248,15 +248,13 @@ stage:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import backup, backup_run, runner
+from ansible.module_utils.datasafe import backup, backup_run, modulekit, runner, specs
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            container=dict(type="str", required=True),
-            database=dict(type="str", required=True),
-            user=dict(type="str", required=True),
+        argument_spec=specs.spec(
+            specs.CONNECTION,
             backup_dir=dict(type="path", required=True),
             tables=dict(type="list", elements="str", default=[]),
             kind=dict(type="str", choices=["manual", "scheduled", "pre-change"], default="manual"),
@@ -280,11 +278,12 @@ def main():
         ),
         supports_check_mode=True,
     )
-    try:
-        result = backup_run.execute(module.params, runner.for_module(module), module.check_mode, module.warn)
-    except backup_run.BackupFailed as exc:
-        module.fail_json(msg=str(exc), **exc.result)
-    module.exit_json(**result)
+    modulekit.finish(
+        module,
+        lambda: backup_run.execute(module.params, runner.for_module(module), module.check_mode, module.warn),
+        None,
+        (backup_run.BackupFailed,),
+    )
 
 
 if __name__ == "__main__":

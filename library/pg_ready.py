@@ -56,15 +56,13 @@ waited:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import ready, runner
+from ansible.module_utils.datasafe import modulekit, ready, runner, specs
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            container=dict(type="str", required=True),
-            database=dict(type="str", required=True),
-            user=dict(type="str", required=True),
+        argument_spec=specs.spec(
+            specs.CONNECTION,
             timeout=dict(type="int", default=60),
             interval=dict(type="float", default=0.5),
         ),
@@ -73,8 +71,9 @@ def main():
     p = module.params
     if p["timeout"] < 1 or not 0.01 <= p["interval"] <= 10:
         module.fail_json(msg="pg_ready: timeout must be at least 1 s and interval 0.01 to 10 s", changed=False)
-    try:
-        waited = ready.wait_pg(
+    waited = modulekit.call(
+        module,
+        lambda: ready.wait_pg(
             runner.for_module(module),
             p["container"],
             p["user"],
@@ -82,9 +81,11 @@ def main():
             p["timeout"],
             watch=True,
             interval=p["interval"],
-        )
-    except ready.NotReady as exc:
-        module.fail_json(msg="pg_ready: %s" % exc, changed=False)
+        ),
+        "pg_ready",
+        (ready.NotReady,),
+        changed=False,
+    )
     module.exit_json(changed=False, waited=waited)
 
 

@@ -157,36 +157,14 @@ roles:
   type: dict
 """
 
-import datetime
-import os
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import background, container, manifest, restore
-
-
-def checked_backup(module, backup, expected_database):
-    """The backup as listed with its manifest, or fail naming why it must not be restored (nothing created yet)."""
-    directory = os.path.dirname(backup)
-    entry = next((e for e in manifest.list_backups(directory) if os.path.abspath(e["path"]) == backup), None)
-    if entry is None:
-        module.fail_json(
-            msg="refusing to restore %s: it is not a backup datasafe knows (no such file, or a name "
-            "that is not a backup's); only a backup with a verified manifest is restored" % backup,
-            problems=[],
-        )
-    now = datetime.datetime.now(datetime.timezone.utc)
-    row = restore.describe_backup(entry, expected_database, now, manifest.verify_file)
-    if not row["verified"]:
-        module.fail_json(msg="refusing to restore %s: %s" % (backup, "; ".join(row["problems"])), problems=[])
-    return row
+from ansible.module_utils.datasafe import container, modulekit, restore, restore_run, specs
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            container=dict(type="str", required=True),
-            user=dict(type="str", required=True),
-            database=dict(type="str", required=True),
+        argument_spec=specs.spec(
+            specs.CONNECTION,
             backup=dict(type="path", required=True),
             new_database=dict(type="str"),
             timestamp=dict(type="str"),
@@ -201,106 +179,12 @@ def main():
         ),
         supports_check_mode=True,
     )
-    p = module.params
-    backup = os.path.abspath(p["backup"])
-    try:
-        restore.check_db_name(p["database"])
-        new_db = p["new_database"] or restore.restored_name(p["database"], p["timestamp"] or restore.timestamp())
-        restore.check_db_name(new_db, "new_database")
-        if p["jobs"] < 1:
-            raise ValueError("jobs must be 1 or more")
-        restore.session_prelude(p["session_settings"])  # refuse a bad setting before anything is created
-    except ValueError as exc:
-        module.fail_json(msg="pg_restore_beside: %s" % exc, new_database=p["new_database"], problems=[])
-    if new_db == p["database"]:
-        module.fail_json(
-            msg="new_database must differ from database: a restore never writes into the live database",
-            new_database=new_db,
-            problems=[],
-        )
-
-    entry = checked_backup(module, backup, p["expected_database"] or p["database"])
-    tables = p["tables"] or sorted(entry["counts"])
-    missing = [t for t in tables if t not in entry["counts"]]
-    if missing:
-        module.fail_json(
-            msg="the manifest of %s has no count for %s, so a restore could not be verified; restore a "
-            "backup that covers them or leave them out of tables" % (backup, ", ".join(missing)),
-            new_database=new_db,
-            problems=[],
-        )
-    expected = {t: entry["counts"][t] for t in tables}
-    entry = dict(entry, counts=expected)
-    result = dict(new_database=new_db, manifest=entry, problems=[])
-    if module.check_mode:
-        result.update(changed=True, counts=expected)
-        if p["detach"]:
-            result["job"] = finished_job(module, dict(result, failed=False))
-        module.exit_json(**result)
-
-    def work():
-        return outcome(container.subprocess_runner, p, backup, new_db, entry, tables, result)
-
-    if p["detach"]:
-        try:
-            job = background.run_detached(work, prefix="datasafe-restore-beside-")
-        except OSError as exc:
-            module.fail_json(msg="the restore beside could not be started in the background: %s" % exc, **result)
-        module.exit_json(changed=True, job=job, **result)
-    done = outcome(container.module_runner(module), p, backup, new_db, entry, tables, result)
-    if done["failed"]:
-        module.fail_json(**done)
-    module.exit_json(**done)
-
-
-def outcome(run, p, backup, new_db, entry, tables, result):
-    """Restore beside and compare the counts; the module's result, ``failed`` and ``msg`` included."""
-    result = dict(result)
-    try:
-        done = restore.restore_beside(
-            run,
-            p["container"],
-            p["user"],
-            p["database"],
-            new_db,
-            entry,
-            tables,
-            p["maintenance_db"],
-            p["jobs"],
-            p["analyze"],
-            settings=p["session_settings"],
-            ready_timeout=p["ready_timeout"],
-        )
-    except (restore.RestoreError, container.ContainerError, ValueError) as exc:
-        result.update(
-            failed=True,
-            changed=False,
-            msg="restore of %s into new database %s failed; the live database %s was not touched "
-            "(a partly restored %s may be left for inspection, it is never dropped): %s"
-            % (os.path.basename(backup), new_db, p["database"], new_db, exc),
-        )
-        return result
-    result.update(
-        changed=True, counts=done["counts"], problems=done["problems"], like=done["like"], roles=done.get("roles")
+    modulekit.finish(
+        module,
+        lambda: restore_run.beside(module.params, container.module_runner(module), module.check_mode),
+        None,
+        (restore_run.RestoreFailed,),
     )
-    if done["problems"]:
-        result.update(
-            failed=True,
-            msg="restored %s into %s, but its row counts do not match the manifest: %s. The live "
-            "database %s was not touched; %s is left for inspection"
-            % (os.path.basename(backup), new_db, restore.describe_problems(done["problems"]), p["database"], new_db),
-        )
-        return result
-    result["failed"] = False
-    return result
-
-
-def finished_job(module, result):
-    """A result file that is finished from the start (check mode: there is nothing to run)."""
-    try:
-        return background.finished(result, prefix="datasafe-restore-beside-")
-    except OSError as exc:
-        module.fail_json(msg="cannot write the restore's result file: %s" % exc, **result)
 
 
 if __name__ == "__main__":

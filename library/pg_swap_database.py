@@ -122,18 +122,14 @@ analyze_job:
   sample: /tmp/datasafe-analyze-k2j4x9.json
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import background, container, restore
+from ansible.module_utils.datasafe import container, modulekit, restore, restore_run, specs
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            container=dict(type="str", required=True),
-            user=dict(type="str", required=True),
-            database=dict(type="str", required=True),
+        argument_spec=specs.spec(
+            specs.CONNECTION,
             restored=dict(type="str", required=True),
             keep_as=dict(type="str"),
             timestamp=dict(type="str"),
@@ -147,96 +143,12 @@ def main():
         ),
         supports_check_mode=True,
     )
-    p = module.params
-    try:
-        for name in (p["database"], p["restored"], p["maintenance_db"]):
-            restore.check_db_name(name)
-        keep_as = p["keep_as"] or restore.before_name(p["database"], p["timestamp"] or restore.timestamp())
-        restore.check_db_name(keep_as, "keep_as")
-    except ValueError as exc:
-        module.fail_json(msg="pg_swap_database: %s" % exc, renames=[])
-    names = {p["database"], p["restored"], keep_as}
-    if len(names) != 3 or p["maintenance_db"] in names:
-        module.fail_json(msg="database, restored, keep_as and maintenance_db must be four different names", renames=[])
-    if p["attempts"] < 1:
-        module.fail_json(msg="attempts must be 1 or more", renames=[])
-    if p["restore_job_timeout"] < 1 or not 0.05 <= p["restore_job_poll"] <= 10:
-        module.fail_json(msg="restore_job_timeout must be at least 1 s and restore_job_poll 0.05 to 10 s", renames=[])
-
-    extra = {}
-    if p["restore_job"]:
-        # Before anything else: the swap waits for the restore beside and refuses an unverified one.
-        try:
-            extra["restore"] = restore.wait_job(p["restore_job"], p["restore_job_timeout"], p["restore_job_poll"])
-            consumed(p["restore_job"])  # read once; the result goes on in RV(restore), accepted or not
-            restore.verified_restore(extra["restore"], p["restored"])
-        except restore.RestoreError as exc:
-            module.fail_json(msg="pg_swap_database: %s" % exc, renames=[], **extra)
-
-    run = container.module_runner(module)
-
-    def planned(present):
-        return (["%s -> %s" % (p["database"], keep_as)] if p["database"] in present else []) + [
-            "%s -> %s" % (p["restored"], p["database"])
-        ]
-
-    if module.check_mode:
-        try:
-            present = restore.databases(run, p["container"], p["user"], list(names), p["maintenance_db"])
-        except container.ContainerError as exc:
-            module.fail_json(
-                msg="pg_swap_database: cannot read the databases in %s: %s" % (p["container"], exc), renames=[]
-            )
-        module.exit_json(
-            changed=True,
-            renames=planned(present),
-            kept_as=keep_as if p["database"] in present else None,
-            databases=present,
-            **extra,
-        )
-    # The swap reads the databases itself, before it renames anything (one round trip fewer on
-    # the outage's critical path than reading them here as well).
-    try:
-        done = restore.swap(
-            run,
-            p["container"],
-            p["user"],
-            p["database"],
-            p["restored"],
-            keep_as,
-            p["maintenance_db"],
-            p["attempts"],
-            p["terminate_timeout_ms"],
-        )
-    except (restore.RestoreError, container.ContainerError) as exc:
-        module.fail_json(msg="SWAP FAILED: %s" % exc, renames=[])
-    if p["analyze"]:
-        # The swap is done and proven; statistics are not worth failing it over.
-        try:
-            extra["analyze_job"] = background.start(
-                restore.analyze_argv(p["container"], p["user"], p["database"]), prefix="datasafe-analyze-"
-            )
-        except OSError as exc:
-            extra["analyze_job"] = None
-            module.warn(
-                "ANALYZE of %s could not be started (%s); autovacuum will analyze it later" % (p["database"], exc)
-            )
-    module.exit_json(
-        changed=True,
-        renames=planned(done["before"]),
-        kept_as=keep_as if p["database"] in done["before"] else None,
-        attempts=done["attempts"],
-        databases=done["after"],
-        **extra,
+    modulekit.finish(
+        module,
+        lambda: restore_run.swap(module.params, container.module_runner(module), module.check_mode, module.warn),
+        None,
+        (restore_run.RestoreFailed,),
     )
-
-
-def consumed(path):
-    """The job's result is read and returned (RV(restore)); its file is not needed any more."""
-    try:
-        os.unlink(path)
-    except OSError:
-        pass  # gone already, or not ours to remove: the result was read either way
 
 
 if __name__ == "__main__":

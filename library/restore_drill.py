@@ -121,7 +121,7 @@ roles:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import drill, restore, runner
+from ansible.module_utils.datasafe import drill, modulekit, restore, runner
 
 
 def main():
@@ -141,11 +141,12 @@ def main():
         ),
         supports_check_mode=True,
     )
-    try:
-        result = drill.execute(module.params, runner.for_module(module), module.check_mode)
-    except drill.DrillFailed as exc:
-        module.fail_json(msg=str(exc), **exc.result)
-    module.exit_json(**result)
+    modulekit.finish(
+        module,
+        lambda: drill.execute(module.params, runner.for_module(module), module.check_mode),
+        None,
+        (drill.DrillFailed,),
+    )
 
 
 if __name__ == "__main__":

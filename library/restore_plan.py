@@ -82,13 +82,15 @@ lines:
   returned: always
   type: list
   elements: str
+report:
+  description: With O(mode=list), the finished listing for the operator (a heading, then RV(lines) or C((none))).
+  returned: when mode is list
+  type: list
+  elements: str
 """
 
-import datetime
-import os
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import manifest, restore
+from ansible.module_utils.datasafe import modulekit, restore
 
 
 def main():
@@ -101,40 +103,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    p = module.params
-    backup_dir = os.path.expanduser(p["backup_dir"])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    if not os.path.isdir(backup_dir):
-        module.fail_json(
-            msg="backup directory %s does not exist: set datasafe_backup_dir to where the backups are" % backup_dir,
-            backups=[],
-            lines=[],
-        )
-    try:
-        entries = manifest.list_backups(backup_dir)
-    except OSError as exc:
-        module.fail_json(msg="cannot list backups in %s: %s" % (backup_dir, exc), backups=[], lines=[])
-
-    if p["mode"] == "list":
-        rows = [restore.describe_backup(e, p["database"], now, manifest.verify_file) for e in entries]
-        module.exit_json(changed=False, backups=rows, lines=[restore.backup_line(r) for r in rows])
-
-    try:
-        selected, rows, skipped = restore.choose_backup(
-            entries, p["database"], backup_dir, p["backup"], now, manifest.verify_file, skip_safety=True
-        )
-    except restore.RestoreError as exc:
-        module.fail_json(msg="%s. Nothing was stopped or changed." % exc, backups=[], lines=[])
-    lines = [restore.backup_line(r) for r in rows]
-    if selected is None:
-        module.fail_json(
-            msg="no backup of %s can be restored: %s. Nothing was stopped or changed."
-            % (p["database"], "; ".join(skipped) or "there are no backups in %s" % backup_dir),
-            backups=rows,
-            skipped=skipped,
-            lines=lines,
-        )
-    module.exit_json(changed=False, selected=selected, skipped=skipped, backups=rows, lines=lines)
+    modulekit.finish(module, lambda: restore.plan_task(module.params), None, (restore.PlanFailed,))
 
 
 if __name__ == "__main__":

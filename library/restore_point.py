@@ -57,15 +57,13 @@ skipped:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import container, continuous, runner
+from ansible.module_utils.datasafe import container, continuous, modulekit, runner, specs
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            container=dict(type="str", required=True),
-            database=dict(type="str", required=True),
-            user=dict(type="str", required=True),
+        argument_spec=specs.spec(
+            specs.CONNECTION,
             action=dict(type="str", required=True),
             name=dict(type="str"),
         ),
@@ -75,12 +73,15 @@ def main():
     name = p["name"] or continuous.restore_point_name(p["action"])
     if module.check_mode:
         module.exit_json(changed=False, name=name, skipped="check mode")
-    try:
-        point = continuous.create_restore_point(
+    point = modulekit.call(
+        module,
+        lambda: continuous.create_restore_point(
             runner.for_module(module), p["container"], p["database"], p["user"], name
-        )
-    except (continuous.ContinuousError, container.ContainerError) as exc:
-        module.fail_json(msg="restore point: %s" % exc, name=None)
+        ),
+        "restore point",
+        (continuous.ContinuousError, container.ContainerError),
+        name=None,
+    )
     module.exit_json(changed=point["name"] is not None, **point)
 
 

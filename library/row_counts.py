@@ -100,15 +100,13 @@ problems:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import container, counts
+from ansible.module_utils.datasafe import container, counts, modulekit, specs
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            container=dict(type="str", required=True),
-            database=dict(type="str", required=True),
-            user=dict(type="str", required=True),
+        argument_spec=specs.spec(
+            specs.CONNECTION,
             tables=dict(type="list", elements="str", required=True),
             compare_to=dict(type="dict"),
             policy=dict(type="str", choices=list(counts.POLICIES), default="no_decrease"),
@@ -117,39 +115,9 @@ def main():
         ),
         supports_check_mode=True,
     )
-    p = module.params
-    if not p["tables"]:
-        module.fail_json(
-            msg="tables is empty: list the critical tables to count (datasafe_critical_tables)", problems=[]
-        )
-    try:
-        for table in p["tables"]:
-            container.quote_ident(table)
-        snapshot = container.count_rows(
-            container.module_runner(module), p["container"], p["database"], p["user"], p["tables"]
-        )
-    except ValueError as exc:
-        module.fail_json(msg="row_counts: %s" % exc, problems=[])
-    except container.ContainerError as exc:
-        module.fail_json(
-            msg="row_counts (%s): could not count rows in %s/%s: %s" % (p["label"], p["container"], p["database"], exc),
-            problems=[],
-        )
-
-    result = dict(changed=False, counts=snapshot, total=sum(snapshot.values()), problems=[])
-    if p["compare_to"] is not None:
-        try:
-            before = counts.snapshot(p["compare_to"])
-        except ValueError as exc:
-            module.fail_json(msg=str(exc), problems=[])
-        result["problems"] = counts.compare(before, snapshot, p["policy"])
-        if result["problems"] and p["fail_on_problems"]:
-            module.fail_json(
-                msg="row counts %s break policy %s: %s"
-                % (p["label"], p["policy"], counts.describe(result["problems"])),
-                **result,
-            )
-    module.exit_json(**result)
+    modulekit.finish(
+        module, lambda: counts.task(container.module_runner(module), module.params), None, (counts.CountsFailed,)
+    )
 
 
 if __name__ == "__main__":

@@ -19,9 +19,13 @@ version_added: "0.1.0"
 author: datasafe maintainers
 options:
   path:
-    description: The lock file.
+    description: The lock file. Give it or O(crontab_user).
     type: path
-    required: true
+  crontab_user:
+    description:
+      - Instead of O(path), the lock beside this user's crontab (in that user's home; the empty string
+        is the connecting user), which every datasafe edit of that crontab holds.
+    type: str
   state:
     description: V(present) takes the lock, V(absent) releases it.
     type: str
@@ -56,6 +60,14 @@ options:
         checked (another host, an older record), is never taken over.
     type: bool
     default: false
+  refuse_phases:
+    description:
+      - With O(take_over_dead), the phases of an interrupted run this run must not take over because
+        it cannot finish them (a restore cannot finish an update's V(rollback)). The module then
+        fails, naming the interrupted run and the run that finishes it, and leaves the lock as it is.
+    type: list
+    elements: str
+    default: []
   phase:
     description:
       - With O(state=present) and the lock held by O(token), record the phase the run is in (and
@@ -96,16 +108,15 @@ interrupted_summary:
   type: str
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import lock
+from ansible.module_utils.datasafe import lock, modulekit
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            path=dict(type="path", required=True),
+            path=dict(type="path"),
+            crontab_user=dict(type="str"),
             state=dict(type="str", choices=["present", "absent"], default="present"),
             token=dict(type="str", required=True, no_log=False),
             purpose=dict(type="str", default="change"),
@@ -113,27 +124,15 @@ def main():
             stale_after=dict(type="int", default=lock.DEFAULT_STALE_AFTER),
             owner=dict(type="dict"),
             take_over_dead=dict(type="bool", default=False),
+            refuse_phases=dict(type="list", elements="str", default=[]),
             phase=dict(type="str"),
             facts=dict(type="dict", default={}),
         ),
+        mutually_exclusive=[("path", "crontab_user")],
+        required_one_of=[("path", "crontab_user")],
         supports_check_mode=True,
     )
-    p = module.params
-    change_lock = lock.FileLock(os.path.expanduser(p["path"]), p["token"], p["purpose"], p["stale_after"], p["owner"])
-    try:
-        if p["state"] == "absent":
-            changed = change_lock.release(module.check_mode)
-        elif p["phase"]:
-            changed = change_lock.note(p["phase"], p["facts"], module.check_mode)
-        else:
-            changed = change_lock.take(p["wait"], module.check_mode, take_over_dead=p["take_over_dead"])
-    except lock.LockHeld as exc:
-        module.fail_json(msg=str(exc), holder=exc.holder)
-    module.exit_json(
-        changed=changed,
-        interrupted=change_lock.interrupted,
-        interrupted_summary=lock.describe_interrupted(change_lock.interrupted, change_lock.path),
-    )
+    modulekit.finish(module, lambda: lock.task(module.params, module.check_mode), None, (lock.LockHeld,))
 
 
 if __name__ == "__main__":

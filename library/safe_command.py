@@ -21,6 +21,10 @@ description:
   - The only way past a refusal is break-glass, O(allow_destructive) with a O(reason), accepted
     only when a verified backup younger than O(breakglass_max_age) minutes is in O(backup_dir);
     every attempt is written to the change log.
+  - Before a break-glass command runs, a named restore point (C(datasafe-break-glass-<UTC time>))
+    is created in the database given by O(container), O(database) and O(user) when that server
+    archives WAL (continuous recovery), so C(playbooks/recover.yml) can recover to just before
+    it. When it cannot be created, nothing runs.
 version_added: "0.1.0"
 author: datasafe maintainers
 options:
@@ -67,7 +71,20 @@ options:
         the inventory variable C(datasafe_guard_deny_rules). Each is a mapping with C(id), either
         C(regex) or C(argv_prefix), C(reason), C(instead), and C(applies_to) (C(cmd), or C(sql)
         for SQL given to psql).
+  container:
+    description:
+      - The PostgreSQL container the break-glass command may touch; with O(database) and O(user),
+        a named restore point is created there before the command runs (RV(breakglass.restore_point)).
+      - Without them a break-glass command gets no restore point (the result says so).
+    required: false
+  database:
+    description: The database for the restore point before a break-glass command (with O(container) and O(user)).
+    required: false
+  user:
+    description: The role that creates the restore point (with O(container) and O(database)).
+    required: false
 extends_documentation_fragment:
+  - datasafe
   - datasafe.breakglass
 attributes:
   check_mode:
@@ -78,7 +95,9 @@ attributes:
   diff_mode:
     support: none
 requirements:
-  - bashlex and pglast (on the managed host, for the guard)
+  - bashlex and pglast where the guard judges, on the controller (the action plugin, C(plugins/action/safe_command.py),
+    judges there and the managed host needs only Python's standard library) or, without the action plugin, on the
+    managed host
 notes:
   - Like M(ansible.builtin.command), the module cannot know what an arbitrary command changed,
     so C(changed) is true whenever it ran; use O(creates)/O(removes) or C(changed_when).
@@ -104,6 +123,15 @@ EXAMPLES = r"""
     argv: [docker, volume, rm, lms_import_scratch]
     allow_destructive: true
     reason: "CHG-1235: scratch volume of the finished import"
+
+- name: Empty a staging table by psql (break-glass; a restore point in the database first)
+  safe_command:
+    argv: [docker, exec, lms-postgres, psql, -U, lms_user, -d, lms_slncity, -f, /srv/import/cleanup-batch-42.sql]
+    allow_destructive: true
+    reason: "CHG-1236: staging rows of the finished import"
+    container: lms-postgres
+    database: lms_slncity
+    user: lms_user
 """
 
 RETURN = r"""
@@ -146,7 +174,10 @@ stderr:
   returned: when executed
   type: str
 breakglass:
-  description: The backup that justified break-glass (path, manifest, end, age_seconds, sha256), when used.
+  description:
+    - The backup that justified break-glass (path, manifest, end, age_seconds, sha256), when used.
+    - C(restore_point), the named restore point created just before it (null with
+      C(restore_point_skipped) saying why - check mode, no database given, no WAL archiving).
   returned: when break-glass was used
   type: dict
 """
@@ -154,75 +185,68 @@ breakglass:
 import os
 import shlex
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.datasafe import breakglass, guard, guard_cmd
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.datasafe import breakglass, guard_cmd, guarded, modulekit, runner, specs, verdict
+
+GUARD = guarded.Guard(
+    "safe_command",
+    guard_cmd.available,
+    "bashlex and pglast",
+    lambda: guard_cmd.BASHLEX_IMPORT_ERROR or guard_cmd.guard_sql.PGLAST_IMPORT_ERROR,
+)
 
 
 def main():
-    spec = dict(
-        cmd=dict(type="str"),
-        argv=dict(type="list", elements="str"),
-        chdir=dict(type="path"),
-        stdin=dict(type="str"),
-        creates=dict(type="path"),
-        removes=dict(type="path"),
-        read_sql_files=dict(type="bool", default=True),
-        protected_paths=dict(type="list", elements="path", default=[]),
-        deny_rules=dict(type="list", elements="dict", default=[]),
-    )
-    spec.update(breakglass.ARGUMENT_SPEC)
     module = AnsibleModule(
-        argument_spec=spec,
+        argument_spec=specs.spec(
+            specs.BREAKGLASS,
+            cmd=dict(type="str"),
+            argv=dict(type="list", elements="str"),
+            chdir=dict(type="path"),
+            stdin=dict(type="str"),
+            creates=dict(type="path"),
+            removes=dict(type="path"),
+            read_sql_files=dict(type="bool", default=True),
+            protected_paths=dict(type="list", elements="path", default=[]),
+            container=dict(type="str"),
+            database=dict(type="str"),
+            user=dict(type="str"),
+        ),
+        required_together=[("container", "database", "user")],
         mutually_exclusive=[("cmd", "argv")],
         required_one_of=[("cmd", "argv")],
-        required_if=breakglass.REQUIRED_IF,
+        required_if=specs.BREAKGLASS_REQUIRED_IF,
         supports_check_mode=True,
     )
-    if not guard_cmd.available():
-        # fail closed: without the parsers nothing can be verified, so nothing runs
-        module.fail_json(
-            msg=missing_required_lib("bashlex and pglast"),
-            exception=str(guard_cmd.BASHLEX_IMPORT_ERROR or guard_cmd.guard_sql.PGLAST_IMPORT_ERROR),
-        )
     p = module.params
     result = dict(changed=False, findings=[], refused=False, executed=False)
     if p["argv"] is not None and not p["argv"]:
         module.fail_json(msg="argv is empty", **result)
-    try:
-        rules = guard.compile_deny_rules(p["deny_rules"])
-    except guard.DenyRuleError as exc:
-        module.fail_json(msg="deny_rules: %s" % exc, **result)
-
     if p["chdir"] and not os.path.isdir(p["chdir"]):
         module.fail_json(msg="chdir %s is not a directory" % p["chdir"], **result)
-    cwd_before = os.getcwd()
-    if p["chdir"]:
-        os.chdir(p["chdir"])  # relative SQL file names given to psql are read from there
-    try:
-        findings = guard_cmd.judge(
-            line=p["cmd"],
-            argv=p["argv"],
-            deny_rules=rules,
-            read_files=p["read_sql_files"],
-            protected_paths=p["protected_paths"],
-            stdin=p["stdin"],
-        )
-    finally:
-        os.chdir(cwd_before)
-    result["findings"] = [f.to_dict() for f in findings]
     text = p["cmd"] if p["cmd"] is not None else shlex.join(p["argv"])
-    try:
-        evidence = breakglass.gate(p, findings, "safe_command", text, module.check_mode)
-    except breakglass.Refused as exc:
-        module.fail_json(msg=str(exc), **dict(result, **exc.result))
-    if evidence:
-        result["breakglass"] = evidence
+    subject = verdict.command_subject(p)
+    # a verdict reached on the controller (plugins/action/safe_command.py) is valid only for exactly this command
+    evidence = modulekit.call(
+        module,
+        lambda: GUARD.judge(p, subject, lambda rules: _judge_here(p, subject, rules), text, module.check_mode, result),
+        None,
+        guarded.ERRORS,
+        **result,
+    )
 
     argv = list(p["argv"]) if p["argv"] is not None else ["/bin/bash", "-o", "pipefail", "-c", p["cmd"]]
     if p["creates"] and os.path.exists(p["creates"]):
         module.exit_json(msg="skipped: %s exists" % p["creates"], **result)
     if p["removes"] and not os.path.exists(p["removes"]):
         module.exit_json(msg="skipped: %s does not exist" % p["removes"], **result)
+    modulekit.call(
+        module,
+        lambda: guarded.restore_point(runner.for_module(module), p, evidence, module.check_mode),
+        None,
+        (breakglass.Refused,),
+        **result,
+    )
     if module.check_mode:
         result.update(changed=True, would_run=argv, msg="check mode: would run %s" % text)
         module.exit_json(**result)
@@ -233,6 +257,17 @@ def main():
     if rc != 0:
         module.fail_json(msg="command failed (exit %d): %s" % (rc, (err or "").strip()[-2000:]), **result)
     module.exit_json(**result)
+
+
+def _judge_here(p, subject, rules):
+    """The command guard on the host; relative SQL file names given to psql are read from ``chdir``."""
+    cwd_before = os.getcwd()
+    if p["chdir"]:
+        os.chdir(p["chdir"])
+    try:
+        return guard_cmd.judge_subject(subject, rules)
+    finally:
+        os.chdir(cwd_before)
 
 
 if __name__ == "__main__":

@@ -57,7 +57,8 @@ attributes:
   diff_mode:
     support: none
 requirements:
-  - pglast (on the managed host, for the guard)
+  - pglast where the guard judges, on the controller (the action plugin, C(plugins/action/safe_sql.py), judges there
+    and the managed host needs only Python's standard library) or, without the action plugin, on the managed host
   - the C(docker) CLI on the managed host and C(psql) in the container
 notes:
   - C(changed) is true when a statement changed data or schema (DML that affected rows, DDL,
@@ -129,39 +130,45 @@ rows_affected:
   type: int
   sample: 1
 breakglass:
-  description: The backup that justified break-glass (path, manifest, end, age_seconds, sha256), when used.
+  description:
+    - The backup that justified break-glass (path, manifest, end, age_seconds, sha256), when used.
+    - C(restore_point), the named restore point created just before it (null with
+      C(restore_point_skipped) saying why - check mode, no database given, no WAL archiving).
   returned: when break-glass was used
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.datasafe import breakglass, container, continuous, guard, guard_sql, psql, runner
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.datasafe import (
+    breakglass,
+    guard_sql,
+    guarded,
+    modulekit,
+    psql,
+    runner,
+    specs,
+    verdict,
+)
+
+GUARD = guarded.Guard("safe_sql", guard_sql.available, "pglast", lambda: guard_sql.PGLAST_IMPORT_ERROR, "sql")
 
 
 def main():
-    spec = dict(
-        container=dict(type="str", required=True),
-        database=dict(type="str", required=True),
-        user=dict(type="str", required=True),
-        sql=dict(type="str"),
-        src=dict(type="path"),
-        single_transaction=dict(type="bool", default=True),
-        deny_rules=dict(type="list", elements="dict", default=[]),
-    )
-    spec.update(breakglass.ARGUMENT_SPEC)
     module = AnsibleModule(
-        argument_spec=spec,
+        argument_spec=specs.spec(
+            specs.CONNECTION,
+            specs.BREAKGLASS,
+            sql=dict(type="str"),
+            src=dict(type="path"),
+            single_transaction=dict(type="bool", default=True),
+        ),
         mutually_exclusive=[("sql", "src")],
         required_one_of=[("sql", "src")],
-        required_if=breakglass.REQUIRED_IF,
+        required_if=specs.BREAKGLASS_REQUIRED_IF,
         supports_check_mode=True,
     )
-    if not guard_sql.available():
-        # fail closed: without the parser nothing can be verified, so nothing runs
-        module.fail_json(msg=missing_required_lib("pglast"), exception=str(guard_sql.PGLAST_IMPORT_ERROR))
     p = module.params
     result = dict(changed=False, findings=[], refused=False, executed=False)
-
     sql = p["sql"]
     if p["src"] is not None:
         try:
@@ -169,33 +176,35 @@ def main():
                 sql = handle.read()
         except (OSError, UnicodeDecodeError) as exc:
             module.fail_json(msg="cannot read SQL file %s: %s" % (p["src"], exc), **result)
-    try:
-        rules = guard.compile_deny_rules(p["deny_rules"], "sql")
-    except guard.DenyRuleError as exc:
-        module.fail_json(msg="deny_rules: %s" % exc, **result)
-
-    findings = guard_sql.judge(sql, rules)
-    result["findings"] = [f.to_dict() for f in findings]
-    try:
-        evidence = breakglass.gate(p, findings, "safe_sql", sql, module.check_mode, database=p["database"])
-    except breakglass.Refused as exc:
-        module.fail_json(msg=str(exc), **dict(result, **exc.result))
+    # a verdict reached on the controller (plugins/action/safe_sql.py) is valid only for exactly this SQL
+    subject = verdict.sql_subject(sql, p["deny_rules"])
+    evidence = modulekit.call(
+        module,
+        lambda: GUARD.judge(
+            p,
+            subject,
+            lambda rules: guard_sql.judge(sql, rules),
+            sql,
+            module.check_mode,
+            result,
+            database=p["database"],
+        ),
+        None,
+        guarded.ERRORS,
+        **result,
+    )
+    judged = p[verdict.PARAM]
+    kinds = None if judged is None else judged.get("statements")
     if evidence:
-        result["breakglass"] = evidence
-        if not module.check_mode:
-            # With continuous recovery on, "just before the break-glass statement" is a recovery
-            # target (playbooks/recover.yml, target kind name); without it nothing is created.
-            try:
-                point = continuous.create_restore_point(
-                    runner.for_module(module),
-                    p["container"],
-                    p["database"],
-                    p["user"],
-                    continuous.restore_point_name("break-glass"),
-                )
-            except (continuous.ContinuousError, container.ContainerError) as exc:
-                module.fail_json(msg="break-glass: the restore point before it failed, nothing ran: %s" % exc, **result)
-            evidence["restore_point"] = point["name"]
+        # With continuous recovery on, "just before the break-glass statement" is a recovery
+        # target (playbooks/recover.yml, target kind name); without it nothing is created.
+        modulekit.call(
+            module,
+            lambda: guarded.restore_point(runner.for_module(module), p, evidence, module.check_mode),
+            None,
+            (breakglass.Refused,),
+            **result,
+        )
 
     try:
         result.update(
@@ -204,7 +213,7 @@ def main():
                 p["container"],
                 p["database"],
                 p["user"],
-                guard_sql.statement_kinds(sql),
+                kinds if kinds is not None else _statement_kinds(module, sql, judged, result),
                 single_transaction=p["single_transaction"],
                 check_mode=module.check_mode,
             )
@@ -218,6 +227,13 @@ def main():
             p, "safe_sql", evidence, "succeeded", module.check_mode, rows_affected=result["rows_affected"]
         )
     module.exit_json(**result)
+
+
+def _statement_kinds(module, sql, judged, result):
+    if judged is not None or not guard_sql.available():
+        why = (judged or {}).get("statements_error") or "no parser"
+        module.fail_json(msg="safe_sql: the SQL's statements could not be parsed (%s), nothing ran" % why, **result)
+    return guard_sql.statement_kinds(sql)
 
 
 if __name__ == "__main__":

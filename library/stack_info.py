@@ -67,12 +67,8 @@ options:
     description: Fail when the data is not safely on the named volume (see RV(problems)).
     type: bool
     default: true
-attributes:
-  check_mode:
-    support: full
-    description: It only reads.
-  diff_mode:
-    support: none
+extends_documentation_fragment:
+  - datasafe.read_only
 """
 
 EXAMPLES = r"""
@@ -119,7 +115,7 @@ problems:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import stack
+from ansible.module_utils.datasafe import modulekit, stack
 
 
 def main():
@@ -137,29 +133,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    p = module.params
-    run = module.run_command
-    expected = p["volume_name"] or "%s_%s" % (p["project"], p["volume"])
-    if p["wait_healthy"] < 0:
-        module.fail_json(msg="stack_info: wait_healthy must be 0 (judge at once) or a number of seconds")
-    try:
-        checked = stack.check(
-            run,
-            p["project"],
-            p["db_service"],
-            expected,
-            p["data_path"],
-            p["require_running"],
-            p["wait_healthy"],
-            p["compare_volume_to"],
-        )
-    except stack.DockerError as exc:
-        module.fail_json(msg="stack_info: %s" % exc, problems=[str(exc)])
-    problems = checked["problems"]
-    result = dict(changed=False, **checked)
-    if problems and p["fail_on_problems"]:
-        module.fail_json(msg="stack %s: %s" % (p["project"], "; ".join(problems)), **result)
-    module.exit_json(**result)
+    modulekit.finish(module, lambda: stack.info_task(module.run_command, module.params), None, (stack.StackError,))
 
 
 if __name__ == "__main__":

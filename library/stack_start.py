@@ -214,13 +214,13 @@ stack:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import runner, stack
+from ansible.module_utils.datasafe import modulekit, runner, specs, stack
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            stack.compose_argument_spec(),
+        argument_spec=specs.spec(
+            specs.COMPOSE,
             database=dict(
                 type="dict",
                 options=dict(
@@ -253,8 +253,9 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    try:
-        result = stack.start(
+    modulekit.finish(
+        module,
+        lambda: stack.start(
             runner.for_module(module),
             p["project_name"],
             p["files"],
@@ -268,12 +269,11 @@ def main():
             wait_interval=p["wait_interval"],
             verify=p["verify"],
             check_mode=module.check_mode,
-        )
-    except ValueError as exc:
-        module.fail_json(msg="stack_start: %s" % exc, changed=False)
-    except stack.StackError as exc:
-        module.fail_json(msg="stack_start: %s" % exc, **exc.result)
-    module.exit_json(**result)
+        ),
+        "stack_start",
+        (ValueError, stack.StackError),
+        changed=False,
+    )
 
 
 if __name__ == "__main__":

@@ -62,32 +62,32 @@ stopped:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import runner, stack
+from ansible.module_utils.datasafe import modulekit, runner, specs, stack
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            stack.compose_argument_spec(),
+        argument_spec=specs.spec(
+            specs.COMPOSE,
             services=dict(type="list", elements="str", required=True),
         ),
         supports_check_mode=True,
     )
     p = module.params
-    try:
-        result = stack.stop(
+    modulekit.finish(
+        module,
+        lambda: stack.stop(
             runner.for_module(module),
             p["project_name"],
             p["files"],
             p["project_src"],
             p["services"],
             check_mode=module.check_mode,
-        )
-    except ValueError as exc:
-        module.fail_json(msg="stack_stop: %s" % exc, changed=False)
-    except stack.StackError as exc:
-        module.fail_json(msg="stack_stop: %s" % exc, **exc.result)
-    module.exit_json(**result)
+        ),
+        "stack_stop",
+        (ValueError, stack.StackError),
+        changed=False,
+    )
 
 
 if __name__ == "__main__":

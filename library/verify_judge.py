@@ -119,10 +119,8 @@ snapshot_written:
   type: bool
 """
 
-import datetime
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import container, counts, verification
+from ansible.module_utils.datasafe import container, modulekit, verification
 
 
 def main():
@@ -141,34 +139,11 @@ def main():
         ),
         supports_check_mode=True,
     )
-    p = module.params
-    try:
-        now_counts = counts.snapshot(p["counts"], "counts")
-        found = verification.references(p["backup_dir"], p["database"], p["snapshot"])
-        logs = verification.project_logs(container.module_runner(module), p["project"], p["log_lines"])
-        verdict = verification.judge(
-            now_counts,
-            found,
-            p["compare_to"],
-            p["allow_decrease"],
-            logs,
-            p["log_patterns"] or list(verification.DEFAULT_LOG_PATTERNS),
-            p["log_ignore"],
-        )
-        previous = next((r for r in found if r["source"] == "snapshot"), None)
-        write = not verdict["failures"] and (previous is None or previous["counts"] != now_counts)
-        if write and not module.check_mode:
-            verification.write_snapshot(
-                p["snapshot"], p["project"], p["database"], now_counts, datetime.datetime.now(datetime.timezone.utc)
-            )
-    except (verification.VerifyError, ValueError) as exc:
-        module.fail_json(msg="verify_judge: %s" % exc)
-    module.exit_json(
-        changed=write,
-        logs=logs,
-        snapshot_written=write,
-        summary=verification.summary(verdict, write, p["snapshot"]),
-        **verdict,
+    modulekit.finish(
+        module,
+        lambda: verification.task(container.module_runner(module), module.params, module.check_mode),
+        "verify_judge",
+        (verification.VerifyError, ValueError),
     )
 
 

@@ -104,7 +104,7 @@ commands:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import container, pin
+from ansible.module_utils.datasafe import container, modulekit, pin
 
 
 def main():
@@ -120,30 +120,12 @@ def main():
         ),
         supports_check_mode=True,
     )
-    p = module.params
-    run = container.module_runner(module)
-    try:
-        if p["state"] == "query":
-            state = pin.status(run, p["volume"])
-            result = dict(changed=False, actions=[], commands=[], pin=state)
-        elif p["state"] == "absent":
-            result = pin.remove(run, p["volume"], check_mode=module.check_mode)
-        else:
-            image = p["image"] or (pin.image_of(run, p["from_container"]) if p["from_container"] else None)
-            if not image:
-                module.fail_json(msg="volume_pin: give image, or from_container (the database container) for its image")
-            labels = {str(k): str(v) for k, v in p["labels"].items()}
-            result = pin.ensure(run, p["volume"], image, p["restart"], labels, check_mode=module.check_mode)
-    except pin.PinError as exc:
-        module.fail_json(msg="volume_pin: %s" % exc, pinned=False, actions=[], commands=[])
-    result["pinned"] = result["pin"]["pinned"] or (module.check_mode and p["state"] == "present")
-    if p["state"] == "query" and not result["pinned"]:
-        msg = "VOLUME NOT PINNED: %s (run playbooks/pin.yml)" % "; ".join(result["pin"]["problems"])
-        if p["required"]:
-            module.fail_json(msg=msg, **result)
-        module.warn(msg)
-        result["msg"] = msg
-    module.exit_json(**result)
+    modulekit.finish(
+        module,
+        lambda: pin.task(container.module_runner(module), module.params, module.check_mode, module.warn),
+        None,
+        (pin.TaskFailed,),
+    )
 
 
 if __name__ == "__main__":

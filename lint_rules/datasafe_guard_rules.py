@@ -56,64 +56,65 @@ def _breakglass(task):
     return _module(task) in ("safe_sql", "safe_command") and _truthy(task["action"].get("allow_destructive"))
 
 
-class ComposeRemoveVolumesRule(AnsibleLintRule):
+def _absent(value):
+    return str(value) == "absent"
+
+
+class _DestroyingOptionRule(AnsibleLintRule):
+    """A task of one of ``modules`` whose ``option`` set so that ``destroys(value)`` deletes data.
+
+    Not a rule itself (no ``id``: ansible-lint loads only the subclasses below).
+    """
+
+    id = ""
+    severity = "VERY_HIGH"
+    tags = ["datasafe", "data-loss"]
+    version_changed = "0.1.0"
+    modules = ()
+    option, unset = None, None
+    destroys = staticmethod(_truthy)
+    message = ""
+
+    def matchtask(self, task, file=None):
+        if _module(task) in self.modules and self.destroys(task["action"].get(self.option, self.unset)):
+            return self.message
+        return False
+
+
+class ComposeRemoveVolumesRule(_DestroyingOptionRule):
     """docker_compose_v2 with remove_volumes deletes postgres_data."""
 
     id = "datasafe-compose-remove-volumes"
     description = "docker_compose_v2 (or docker_compose) with remove_volumes: true deletes the named volumes."
-    severity = "VERY_HIGH"
-    tags = ["datasafe", "data-loss"]
-    version_changed = "0.1.0"
-
-    def matchtask(self, task, file=None):
-        if _module(task) in ("docker_compose_v2", "docker_compose") and _truthy(task["action"].get("remove_volumes")):
-            return "remove_volumes: true deletes the postgres_data volume; stop the stack without it"
-        return False
+    modules, option = ("docker_compose_v2", "docker_compose"), "remove_volumes"
+    message = "remove_volumes: true deletes the postgres_data volume; stop the stack without it"
 
 
-class VolumeAbsentRule(AnsibleLintRule):
+class VolumeAbsentRule(_DestroyingOptionRule):
     """docker_volume with state absent deletes a volume."""
 
     id = "datasafe-volume-absent"
     description = "docker_volume with state: absent deletes the volume and the database files in it."
-    severity = "VERY_HIGH"
-    tags = ["datasafe", "data-loss"]
-    version_changed = "0.1.0"
-
-    def matchtask(self, task, file=None):
-        if _module(task) == "docker_volume" and str(task["action"].get("state", "present")) == "absent":
-            return "docker_volume state: absent deletes the volume; leave volumes alone"
-        return False
+    modules, option, unset, destroys = ("docker_volume",), "state", "present", staticmethod(_absent)
+    message = "docker_volume state: absent deletes the volume; leave volumes alone"
 
 
-class PruneVolumesRule(AnsibleLintRule):
+class PruneVolumesRule(_DestroyingOptionRule):
     """docker_prune with volumes: true deletes unused volumes."""
 
     id = "datasafe-prune-volumes"
     description = "docker_prune with volumes: true deletes every unused volume (postgres_data when the stack is down)."
-    severity = "VERY_HIGH"
-    tags = ["datasafe", "data-loss"]
-    version_changed = "0.1.0"
-
-    def matchtask(self, task, file=None):
-        if _module(task) == "docker_prune" and _truthy(task["action"].get("volumes")):
-            return "docker_prune volumes: true deletes unused volumes; prune images/containers only"
-        return False
+    modules, option = ("docker_prune",), "volumes"
+    message = "docker_prune volumes: true deletes unused volumes; prune images/containers only"
 
 
-class DatabaseAbsentRule(AnsibleLintRule):
+class DatabaseAbsentRule(_DestroyingOptionRule):
     """postgresql_db with state absent drops a database."""
 
     id = "datasafe-db-absent"
     description = "postgresql_db with state: absent is DROP DATABASE."
-    severity = "VERY_HIGH"
-    tags = ["datasafe", "data-loss"]
-    version_changed = "0.1.0"
-
-    def matchtask(self, task, file=None):
-        if _module(task) == "postgresql_db" and str(task["action"].get("state", "present")) == "absent":
-            return "postgresql_db state: absent drops the database; restore beside it and swap names instead"
-        return False
+    modules, option, unset, destroys = ("postgresql_db",), "state", "present", staticmethod(_absent)
+    message = "postgresql_db state: absent drops the database; restore beside it and swap names instead"
 
 
 def _command_findings(task):

@@ -27,6 +27,8 @@ import os
 import re
 import tempfile
 
+from ansible.module_utils.datasafe import files
+
 AGENTS = ("claude", "gemini", "cursor")
 EVENTS = {"PreToolUse": "claude", "BeforeTool": "gemini", "beforeShellExecution": "cursor"}
 SHELL_TOOLS = {"claude": {"Bash"}, "gemini": {"run_shell_command"}}
@@ -228,13 +230,10 @@ def merge(settings, agent, entry=None):
 def read_settings(path):
     """The agent's settings as JSON, None when the file does not exist; SettingsError otherwise."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except FileNotFoundError:
-        return None
+        text = files.read_text(path)
     except OSError as exc:
         raise SettingsError("cannot read %s: %s" % (path, exc)) from exc
-    if not text.strip():
+    if text is None or not text.strip():
         return None
     try:
         return json.loads(text)

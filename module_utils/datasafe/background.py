@@ -198,3 +198,32 @@ def wait(path, timeout, interval=0.1, clock=None, sleep=None, what="the backgrou
     except ready.NotReady as exc:
         raise NotFinished("%s did not finish within %ss (its result file: %s)" % (what, timeout, path)) from exc
     return ended[0]
+
+
+class JobFailed(Exception):
+    """The job_result task fails: the job failed (``result``: its rc, seconds, stderr), did not end,
+    or the file is not a job's result file."""
+
+    def __init__(self, message, result=None):
+        super().__init__(message)
+        self.result = result or {}
+
+
+def collect(p):
+    """What the job_result module does with its options ``p``: wait for the job at ``path``, remove
+    its result file and return ``{rc, seconds, stderr}``; raises :class:`JobFailed`."""
+    if p["timeout"] < 1 or not 0.05 <= p["poll"] <= 10:
+        raise JobFailed("job_result: timeout must be at least 1 s and poll 0.05 to 10 s")
+    try:
+        result = wait(p["path"], p["timeout"], p["poll"], what=p["what"])
+    except Missing as exc:
+        raise JobFailed("job_result: %s" % exc) from exc
+    except NotFinished as exc:
+        raise JobFailed("job_result: %s; it may still be running" % exc) from exc
+    if "rc" not in result or "finished" not in result:
+        raise JobFailed("job_result: %s is not the result file of a datasafe job" % p["path"])
+    os.unlink(p["path"])
+    fields = dict(rc=result["rc"], seconds=result.get("seconds"), stderr=result.get("stderr", ""))
+    if result.get("failed"):
+        raise JobFailed("%s failed: %s" % (p["what"], result.get("msg") or "exit status %s" % result["rc"]), fields)
+    return dict(changed=False, **fields)

@@ -31,7 +31,7 @@ from ansible.module_utils.datasafe import container, files, manifest, roles, run
 TRAILER = b"-- PostgreSQL database dump complete"
 FORMATS = ("plain", "custom")
 COMPRESSIONS = ("gzip", "zstd", "none")
-LEVELS = {"gzip": (1, 9, 3), "zstd": (1, 19, 3), "none": (0, 0, 0)}  # min, max, default
+LEVELS = {"gzip": (1, 9, 1), "zstd": (1, 19, 3), "none": (0, 0, 0)}  # min, max, default
 CHUNK = 1 << 20
 LOCK_NAME = ".datasafe-backup.lock"  # a lock.ProcessLock, taken by backup_run
 PARTIAL_SUFFIX = ".partial"
@@ -282,8 +282,9 @@ class StreamVerifier(threading.Thread):
 def stream_to_file(argvs, fd, stages, verifier=None):
     """Run ``argvs`` as a pipeline (argv lists, no shell) and write the last one's stdout to ``fd``.
 
-    Returns (sha256 hex, bytes written). Every process's exit status is checked; the first
-    failure raises BackupError naming its stage and every process still running is killed.
+    Returns (sha256 hex, bytes written). Every process's exit status is checked; a failure raises
+    BackupError naming the stage furthest downstream that failed (the cause: a killed compressor
+    also breaks pg_dump's pipe), and every process still running is killed.
     """
     procs, errs = [], []
     digest = hashlib.sha256()
@@ -316,8 +317,10 @@ def stream_to_file(argvs, fd, stages, verifier=None):
                     raise BackupError("write", "cannot write the backup: %s" % exc.strerror) from exc
                 view = view[n:]
                 written += n
-        for proc, err, stage in zip(procs, errs, stages):
-            rc = proc.wait()
+        rcs = [proc.wait() for proc in procs]
+        # The failure furthest downstream is the cause: a compressor that dies breaks pg_dump's
+        # pipe too, while a pg_dump that fails only ends its compressor's input normally.
+        for err, stage, rc in reversed(list(zip(errs, stages, rcs))):
             if rc != 0:
                 raise BackupError(stage, "exit status %s: %s" % (rc, _stage_stderr(err) or "no error output"))
         return digest.hexdigest(), written

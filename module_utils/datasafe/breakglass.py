@@ -9,10 +9,10 @@ was found, so the operator knows exactly which step is missing.
 import datetime
 import os
 
-from ansible.module_utils.datasafe import changelog, manifest
+from ansible.module_utils.datasafe import changelog, container, continuous, manifest, specs
 
-DEFAULT_MAX_AGE_MINUTES = 15
-DEFAULT_BACKUP_DIR = "~/backups"
+DEFAULT_MAX_AGE_MINUTES = specs.BREAKGLASS["breakglass_max_age"]["default"]
+DEFAULT_BACKUP_DIR = specs.BREAKGLASS["backup_dir"]["default"]
 
 
 class BreakGlassRefused(Exception):
@@ -71,15 +71,9 @@ def fresh_verified_backup(
 # --------------------------------------------------------------------------------------------
 
 # Shared argument spec (the modules document these options identically).
-ARGUMENT_SPEC = dict(
-    allow_destructive=dict(type="bool", default=False),
-    reason=dict(type="str"),
-    backup_dir=dict(type="path", default=DEFAULT_BACKUP_DIR),
-    breakglass_max_age=dict(type="int", default=DEFAULT_MAX_AGE_MINUTES),
-    change_log=dict(type="path", default="~/change-log.txt"),
-    change_log_json=dict(type="path", default="~/change-log.jsonl"),
-)
-REQUIRED_IF = [("allow_destructive", True, ["reason"])]
+# The options (their one home: specs.BREAKGLASS, deny_rules included); kept here for callers.
+ARGUMENT_SPEC = {k: v for k, v in specs.BREAKGLASS.items() if k != "deny_rules"}
+REQUIRED_IF = specs.BREAKGLASS_REQUIRED_IF
 
 
 def _log(params, outcome, message, **fields):
@@ -149,14 +143,55 @@ def gate(params, findings, action, operation, check_mode=False, database=None):
     return found
 
 
+def restore_point(run, found, target, check_mode=False):
+    """Before a break-glass operation runs: a named restore point (``datasafe-break-glass-<UTC
+    time>``) in the database it may touch, so "just before it" is a recovery target
+    (playbooks/recover.yml, target kind name). The one place safe_sql and safe_command make it.
+
+    ``found``: the gate's evidence (None: no break-glass, nothing to do). ``target``: the
+    database as (container, database, user), or None when the operation names none. Sets and
+    returns ``found['restore_point']`` (the name, or None with ``restore_point_skipped`` saying
+    why: check mode, no database given, or the server does not archive WAL). Raises
+    :class:`Refused` when the restore point cannot be created: then nothing may run.
+    """
+    if not found:
+        return None
+    found["restore_point"] = None
+    if check_mode:
+        found["restore_point_skipped"] = "check mode"
+        return None
+    if not target or not all(target):
+        found["restore_point_skipped"] = (
+            "no database given (container, database, user): nothing to mark; give them when the "
+            "operation touches a database, so recovery to just before it is possible"
+        )
+        return None
+    cont, db, user = target
+    try:
+        point = continuous.create_restore_point(run, cont, db, user, continuous.restore_point_name("break-glass"))
+    except (continuous.ContinuousError, container.ContainerError) as exc:
+        raise Refused(
+            "break-glass: the restore point before it failed, nothing ran: %s" % exc,
+            dict(changed=False, refused=True, breakglass=found),
+        ) from exc
+    found["restore_point"] = point["name"]
+    if point["name"] is None:
+        found["restore_point_skipped"] = point["skipped"]
+    else:
+        found["restore_point_lsn"] = point["lsn"]
+    return point["name"]
+
+
 def log_outcome(params, action, found, outcome, check_mode=False, **fields):
     """After a break-glass operation ran: record how it ended."""
     if found and not check_mode:
         _log(
             params,
             outcome,
-            "BREAK-GLASS %s %s (reason: %s)" % (action, outcome, params["reason"]),
+            "BREAK-GLASS %s %s (reason: %s; restore point before it: %s)"
+            % (action, outcome, params["reason"], found.get("restore_point") or "none"),
             backup=found["backup"],
+            restore_point=found.get("restore_point"),
             **fields,
         )
 

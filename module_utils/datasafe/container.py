@@ -12,6 +12,12 @@ import re
 
 from ansible.module_utils.datasafe import runner
 
+# /dev/shm of the throwaway servers datasafe starts (restore drill, recovery, undo): docker's default
+# of 64 MB is too small for PostgreSQL's parallel workers on a database of a few GB (a VACUUM or a
+# hash join fails with "could not resize shared memory segment ... No space left on device"). A
+# tmpfs limit, not a reservation: memory is used only as PostgreSQL needs it.
+THROWAWAY_SHM_SIZE = "1g"
+
 # PostgreSQL identifiers as datasafe accepts them in its own configuration: plain names,
 # optionally schema-qualified. Anything else is refused rather than quoted cleverly.
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")

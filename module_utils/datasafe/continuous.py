@@ -16,7 +16,7 @@ import os
 import re
 import time
 
-from ansible.module_utils.datasafe import container
+from ansible.module_utils.datasafe import compose, container, files
 
 # Inside the database container.
 REPO_MOUNT = "/var/lib/pgbackrest"
@@ -113,7 +113,11 @@ def render_conf(stanza, pg_port, pg_user, retention_full, repo2=None, process_ma
             "repo2-s3-uri-style=%s" % repo2.get("uri_style", "host"),
             "repo2-retention-full=%d" % int(repo2.get("retention_full", retention_full)),
             "repo2-cipher-type=aes-256-cbc",
+            # small files bundled into few objects: a backup is a few dozen requests to S3, not thousands
+            "repo2-bundle=y",
         ]
+        if repo2.get("port"):
+            lines.append("repo2-storage-port=%d" % int(repo2["port"]))
         if repo2.get("verify_tls") is False:
             lines.append("repo2-storage-verify-tls=n")
     lines += ["", "[%s]" % stanza, "pg1-path=%s" % pgdata, "pg1-port=%d" % int(pg_port)]
@@ -195,6 +199,17 @@ def image_postgres_ids(run, image):
     return int(out.strip()), int(out2.strip())
 
 
+def repo_env_of(run, cont):
+    """The PGBACKREST_* variables of a running container (the S3 repository's key, secret and
+    cipher passphrase, as the stack's compose environment gives them): a throwaway recovery server
+    needs the same ones. {} when the container is not there."""
+    rc, out, err = run(["docker", "container", "inspect", "--format", "{{json .Config.Env}}", cont])
+    if rc != 0:
+        return {}
+    pairs = (item.split("=", 1) for item in json.loads(out or "[]") or [] if "=" in item)
+    return {k: v for k, v in pairs if k.startswith("PGBACKREST_")}
+
+
 # --- pgBackRest inside a container ---------------------------------------------------------
 
 
@@ -207,24 +222,29 @@ def pgbackrest(run, cont, stanza, args, stage):
     return out
 
 
-def verify(run, cont, stanza):
+def verify(run, cont, stanza, repo=None):
     """``pgbackrest verify`` over the repository; ContinuousError naming every invalid file.
 
     pgBackRest 2.45 exits 0 and logs ``status: error`` at info level when it finds a corrupt or
     unreadable file, so the verdict is read from its report, never from the exit status alone.
     """
-    out = pgbackrest(run, cont, stanza, ["--log-level-console=info", "verify"], "verify")
+    repo_args = ["--repo=%d" % int(repo)] if repo else []
+    out = pgbackrest(run, cont, stanza, ["--log-level-console=info"] + repo_args + ["verify"], "verify")
     invalid = re.findall(r"invalid result (\S+?):? *(.*)", out)
     if invalid or re.search(r"status:\s*error", out):
         details = "; ".join("%s (%s)" % (f, why.strip()) for f, why in invalid) or out.strip()[-800:]
-        raise ContinuousError("pgbackrest verify found damage in the repository: %s" % details)
+        raise ContinuousError(
+            "pgbackrest verify found damage in %s: %s" % (repo_name(repo) if repo else "the repository", details)
+        )
     match = re.search(r"total WAL checked: (\d+), total valid WAL: (\d+)", out)
     return {"wal_checked": int(match.group(1)) if match else None, "wal_valid": int(match.group(2)) if match else None}
 
 
-def info(run, cont, stanza):
-    """pgBackRest's ``info --output=json`` for the stanza (a dict), or ContinuousError."""
-    out = pgbackrest(run, cont, stanza, ["info", "--output=json"], "info")
+def info(run, cont, stanza, repo=None):
+    """pgBackRest's ``info --output=json`` for the stanza (a dict), or ContinuousError; every
+    configured repository, or only ``repo`` (its key, 1 or 2)."""
+    args = ["info", "--output=json"] + (["--repo=%d" % int(repo)] if repo else [])
+    out = pgbackrest(run, cont, stanza, args, "info")
     data = json.loads(out or "[]")
     for entry in data:
         if entry.get("name") == stanza:
@@ -232,11 +252,36 @@ def info(run, cont, stanza):
     raise ContinuousError("pgbackrest info knows no stanza %s; run playbooks/continuous.yml to create it" % stanza)
 
 
-def backups_summary(stanza_info, now=None):
-    """{'full': {...}, 'diff': {...}, 'incr': {...}, 'count': n, 'status': text} from info."""
-    now = time.time() if now is None else now
-    out = {"count": 0, "status": (stanza_info.get("status") or {}).get("message", "")}
-    for b in stanza_info.get("backup") or []:
+def repo_name(key):
+    """How reports name a repository: 1 is the local directory, 2 the off-site one on S3."""
+    return "repository %d (%s)" % (int(key), "local" if int(key) == 1 else "off-site, S3")
+
+
+def repo_keys(stanza_info):
+    """The keys of the repositories pgbackrest.conf configures (info's ``repo`` list); [1] when
+    info says nothing about them (no stanza yet, or an answer without the list)."""
+    keys = sorted(int(r["key"]) for r in stanza_info.get("repo") or [] if r.get("key") is not None)
+    return keys or [1]
+
+
+def repo_status(stanza_info, key):
+    """(code, message) of one repository in info (code 1: the stanza is missing there)."""
+    for r in stanza_info.get("repo") or []:
+        if int(r.get("key", 0)) == int(key):
+            st = r.get("status") or {}
+            return st.get("code"), st.get("message", "")
+    st = stanza_info.get("status") or {}
+    return st.get("code"), st.get("message", "")
+
+
+def backup_repo(backup):
+    """The repository a backup in info's list lives in (``database.repo-key``; 1 when not given)."""
+    return int((backup.get("database") or {}).get("repo-key") or 1)
+
+
+def _summary_of(backups, now, status):
+    out = {"count": 0, "status": status}
+    for b in backups:
         out["count"] += 1
         kind = b.get("type")
         stop = (b.get("timestamp") or {}).get("stop")
@@ -251,6 +296,72 @@ def backups_summary(stanza_info, now=None):
             if kind not in out or (stop or 0) > (out[kind]["stop"] or 0):
                 out[kind] = entry
     return out
+
+
+def backups_summary(stanza_info, now=None):
+    """{'full': {...}, 'diff': {...}, 'incr': {...}, 'count': n, 'status': text, 'repos': {...}}
+    from info. The top level is repository 1 (the one a recovery reads by default); ``repos``
+    holds the same summary for every configured repository, keyed by its number as text."""
+    now = time.time() if now is None else now
+    backups = stanza_info.get("backup") or []
+    repos = {}
+    for key in repo_keys(stanza_info):
+        repos[str(key)] = _summary_of(
+            [b for b in backups if backup_repo(b) == key], now, repo_status(stanza_info, key)[1]
+        )
+    out = dict(repos[min(repos, key=int)])
+    out["status"] = (stanza_info.get("status") or {}).get("message", "")
+    out["repos"] = repos
+    return out
+
+
+def stanza_missing(stanza_info):
+    """The repositories where the stanza does not exist yet (stanza-create creates it in each)."""
+    if not stanza_info:
+        return [1]
+    return [k for k in repo_keys(stanza_info) if repo_status(stanza_info, k)[0] == 1]
+
+
+def backup_each(run, cont, stanza, kinds, verify_after=True):
+    """Take a backup in each repository of ``kinds`` ({repo key: 'full'|'diff'|'incr'}), in key
+    order (repository 1 first), each checked in info and verified on its own.
+
+    A failure in one repository never touches another's backup: every repository gets its
+    result, {'backup': {...} or None, 'verify': {...}, 'error': text or None}. Returns
+    (results keyed by repository number as text, the info after the last run).
+    """
+    results = {}
+    for key in sorted(kinds, key=int):
+        kind, key = kinds[key], int(key)
+        res = {"type": kind, "backup": None, "verify": None, "error": None}
+        results[str(key)] = res
+        try:
+            pgbackrest(
+                run, cont, stanza, ["backup", "--repo=%d" % key, "--type=%s" % kind], "backup to %s" % repo_name(key)
+            )
+            mine = [b for b in info(run, cont, stanza, repo=key).get("backup") or [] if backup_repo(b) == key]
+            newest = mine[-1] if mine else None
+            if not newest or newest.get("error") or newest.get("type") != kind:
+                raise ContinuousError(
+                    "pgbackrest reported success but info does not list a good %s backup as the newest in %s: %r"
+                    % (kind, repo_name(key), newest)
+                )
+            res["backup"] = dict(label=newest["label"], type=newest["type"], stop=newest["timestamp"]["stop"], repo=key)
+            if verify_after:
+                res["verify"] = verify(run, cont, stanza, repo=key)
+        except ContinuousError as exc:
+            res["error"] = "%s: %s" % (repo_name(key), exc)
+    # info over every repository, or, when one failed (an unreachable S3 costs pgBackRest's
+    # io-timeout per file it tries), over the first that did not
+    good = [int(k) for k, r in results.items() if not r["error"]]
+    try:
+        if len(good) == len(results):
+            after = info(run, cont, stanza)
+        else:
+            after = info(run, cont, stanza, repo=good[0]) if good else None
+    except ContinuousError:
+        after = None  # the caller keeps what it knew before; each repository's result says what happened
+    return results, after
 
 
 ARCHIVER_SQL = """SELECT archived_count, coalesce(last_archived_wal, ''),
@@ -292,9 +403,9 @@ def archiver(run, cont, db, user):
 def repo_size(path):
     """Bytes under the repository directory (as the host sees it), or None when unreadable."""
     total, seen = 0, False
-    for root, _dirs, files in os.walk(os.path.expanduser(path)):
+    for root, _dirs, names in os.walk(os.path.expanduser(path)):
         seen = True
-        for f in files:
+        for f in names:
             try:
                 total += os.lstat(os.path.join(root, f)).st_size
             except OSError:
@@ -343,15 +454,20 @@ def health(arch, summary, stanza, max_lag, max_full_age=None, free_bytes=None, n
             "is archiving stalled? run `pgbackrest check`" % (age, ARCHIVE_TIMEOUT)
         )
     if summary is not None:
-        if "full" not in summary:
-            problems.append("the repository holds no good full backup; run playbooks/continuous.yml or the backup job")
-        elif max_full_age and summary["full"]["age_seconds"] is not None:
-            newest = min(summary[k]["age_seconds"] for k in ("full", "diff", "incr") if k in summary)
-            if newest > max_full_age:
-                problems.append(
-                    "the newest pgBackRest backup is %d h old (limit %d h): is the scheduled job running?"
-                    % (newest // 3600, max_full_age // 3600)
-                )
+        repos = summary.get("repos") or {"1": summary}
+        for key in sorted(repos, key=int):
+            one = repos[key]
+            # one repository keeps the old wording; with two, each problem names its repository
+            where = "the repository" if len(repos) == 1 else repo_name(key)
+            if "full" not in one:
+                problems.append("%s holds no good full backup; run playbooks/continuous.yml or the backup job" % where)
+            elif max_full_age and one["full"]["age_seconds"] is not None:
+                newest = min(one[k]["age_seconds"] for k in ("full", "diff", "incr") if k in one)
+                if newest > max_full_age:
+                    problems.append(
+                        "the newest pgBackRest backup in %s is %d h old (limit %d h): is the scheduled job running?"
+                        % (where, newest // 3600, max_full_age // 3600)
+                    )
     return problems
 
 
@@ -459,46 +575,59 @@ def recover(
     timeout=900,
     sleep=time.sleep,
     clock=time.monotonic,
+    repo=1,
+    repo_env=None,
 ):
     """Restore the repository into a NEW volume ``name`` and start a throwaway server on it
     (container ``name``, 127.0.0.1:``port``, archiving off), replay to the target and promote.
 
-    The live stack is never touched: only the repository (read-only mount) is read. Returns
+    ``repo`` 1 reads the local repository (mounted read-only); 2 reads only the off-site one on
+    S3 (the server-loss path: the local directory is not even mounted, the containers get the
+    network to reach S3). ``repo_env`` holds the PGBACKREST_REPO2_* secrets the S3 repository
+    needs; they reach the containers by name through the environment, never through argv.
+
+    The live stack is never touched: only the repository is read. Returns
     {'container', 'volume', 'port', 'counts', 'recovered_to'}; on failure the throwaway server
     and its volume are kept for inspection and ContinuousError names them.
     """
-    opts = target_options(kind, value, inclusive)
+    opts = target_options(kind, value, inclusive) + ["--repo=%d" % int(repo)]
+    repo_env = dict(repo_env or {})
+    bad = sorted(k for k in repo_env if not k.startswith("PGBACKREST_"))
+    if bad:
+        raise ContinuousError("repo_env may hold only PGBACKREST_* variables, not %s" % ", ".join(bad))
+    env_args = []
+    for key in sorted(repo_env):
+        env_args += ["-e", key]
+    network = "none" if int(repo) == 1 else "host"
     label_args = []
     for label in labels:
         label_args += ["--label", label]
     rc, out, err = run(["docker", "volume", "create"] + label_args + [name])
     if rc != 0:
         raise ContinuousError("cannot create volume %s: %s" % (name, err.strip()))
-    mounts = [
-        "--mount",
-        "type=volume,source=%s,target=%s" % (name, pgdata),
-        "--mount",
-        "type=bind,source=%s,target=%s,readonly" % (os.path.expanduser(repo_dir), REPO_MOUNT),
-        "--mount",
-        "type=bind,source=%s,target=%s,readonly" % (os.path.expanduser(conf_dir), CONF_MOUNT),
-    ]
+    mounts = ["--mount", "type=volume,source=%s,target=%s" % (name, pgdata)]
+    if int(repo) == 1:
+        mounts += ["--mount", "type=bind,source=%s,target=%s,readonly" % (os.path.expanduser(repo_dir), REPO_MOUNT)]
+    mounts += ["--mount", "type=bind,source=%s,target=%s,readonly" % (os.path.expanduser(conf_dir), CONF_MOUNT)]
     # The restore itself, as postgres, into the empty volume (chowned first: a new volume is root's).
     restore_argv = (
-        ["docker", "run", "--rm", "--network", "none"]
+        ["docker", "run", "--rm", "--network", network]
         + label_args
+        + env_args
         + mounts
         + ["--entrypoint", "bash", image, "-c", _RESTORE_SCRIPT, "restore", stanza, pgdata]
         + opts
     )
-    rc, out, err = run(restore_argv)
+    rc, out, err = run(restore_argv, env=repo_env or None)
     if rc != 0:
         raise ContinuousError(
             "pgbackrest restore into volume %s failed (exit %s): %s; the volume is kept for inspection"
             % (name, rc, (err or out).strip()[-1500:])
         )
     server_argv = (
-        ["docker", "run", "-d", "--name", name, "--network", "host"]
+        ["docker", "run", "-d", "--name", name, "--network", "host", "--shm-size", container.THROWAWAY_SHM_SIZE]
         + label_args
+        + env_args
         + mounts
         + ["-e", "PGPORT=%d" % int(port), image]
         + [
@@ -513,7 +642,7 @@ def recover(
             "archive_command=",
         ]
     )
-    rc, out, err = run(server_argv)
+    rc, out, err = run(server_argv, env=repo_env or None)
     if rc != 0:
         raise ContinuousError("cannot start the recovered server %s: %s" % (name, err.strip()))
     deadline = clock() + timeout
@@ -542,7 +671,7 @@ def recover(
         )
     gap = None
     if kind == "latest":
-        gap = archive_gap(run, name, db, user, stanza)
+        gap = archive_gap(run, name, db, user, stanza, repo=repo)
         if gap:
             raise ContinuousError(
                 "recovery to latest stopped early: %s. The recovered server %s (port %s) is kept for "
@@ -560,6 +689,7 @@ def recover(
         "counts": counts,
         "promoted_at": rows[0][0],
         "target": {"kind": kind, "value": value, "inclusive": inclusive},
+        "repo": int(repo),
     }
 
 
@@ -590,6 +720,8 @@ def drill(
     timeout=1800,
     sleep=time.sleep,
     clock=time.monotonic,
+    repo=1,
+    repo_env=None,
 ):
     """The restore drill's continuous part: a heartbeat row is committed in the live database;
     archiving must carry it to the repository within ``rpo_seconds`` on its own (no forced WAL
@@ -638,6 +770,8 @@ def drill(
             timeout=timeout,
             sleep=sleep,
             clock=clock,
+            repo=repo,
+            repo_env=repo_env,
         )
         got = container.query(
             run,
@@ -657,6 +791,7 @@ def drill(
             "recovery to latest does not reach the archived WAL" % (got[0] or "missing", at_text)
         )
     return {
+        "repo": int(repo),
         "heartbeat": at_text,
         "archived_after_seconds": archived_after,
         "recovered_heartbeat": got[0],
@@ -672,7 +807,7 @@ def lsn_segment(lsn, timeline, segment_size=16 * 1024 * 1024):
     return "%08X%08X%08X" % (timeline, segno // per_id, segno % per_id)
 
 
-def archive_gap(run, cont, db, user, stanza):
+def archive_gap(run, cont, db, user, stanza, repo=None):
     """After a recovery to latest: None when replay reached the newest archived segment, else a
     sentence saying where it stopped and what the archive holds (a missing or unreadable segment
     in between makes PostgreSQL end recovery there and promote, quietly, without this check)."""
@@ -696,7 +831,7 @@ def archive_gap(run, cont, db, user, stanza):
     last = [line.split() for line in history[0][0].splitlines() if line.strip() and not line.startswith("#")][-1]
     stopped = lsn_segment(last[1], int(last[0]))
     newest = None
-    for archive in info(run, cont, stanza).get("archive") or []:
+    for archive in info(run, cont, stanza, repo=repo).get("archive") or []:
         if archive.get("max") and (newest is None or archive["max"][8:] > newest[8:]):
             newest = archive["max"]
     if newest and stopped[8:] < newest[8:]:
@@ -716,3 +851,62 @@ _RESTORE_SCRIPT = (
 def _log_tail(run, name, lines=30):
     rc, out, err = run(["docker", "logs", "--tail", str(lines), name])
     return ((out or "") + (err or "")).strip()
+
+
+def plan(run, p):
+    """What the continuous_plan module does with its options ``p``: the stanza, the derived image,
+    the override and pgBackRest configuration datasafe would write (and whether they differ from
+    what is there), and whether archiving is on now. Only reads. Returns the module's result;
+    raises ContinuousError, ValueError or OSError."""
+    env = {k: str(v) for k, v in p["compose_env"].items()}
+
+    stanza = stanza_name(p["project"])
+    base = compose.compose_argv(p["project"], p["compose_files"], p["compose_dir"], with_override=False)
+    image, command, svc_env = service_config(run, base, p["db_service"], env)
+    if not image:
+        raise ContinuousError(
+            "service %s names no image; continuous recovery derives its image FROM it: give it an image:"
+            % p["db_service"]
+        )
+    rc, out, err = run(["docker", "image", "inspect", "--format", "{{.Id}}", image])
+    if rc != 0:
+        raise ContinuousError("image %s is not on this host; pull or build it first" % image)
+    with open(os.path.join(p["dockerfile_dir"], "Dockerfile"), encoding="utf-8") as handle:
+        dockerfile = handle.read()
+    derived = image_tag(p["project"], out.strip(), dockerfile)
+    present = run(["docker", "image", "inspect", derived])[0] == 0
+    pgdata = image_pgdata(run, image)
+    uid, gid = image_postgres_ids(run, image)
+    settings = server_settings(stanza, p["archive_timeout"])
+    override = render_override(p["db_service"], derived, with_settings(command, settings), p["repo_dir"], p["conf_dir"])
+    conf = render_conf(stanza, svc_env.get("PGPORT") or 5432, p["user"], p["retention_full"], p["repo2"], pgdata=pgdata)
+    override_path = compose.override_path(p["project"])
+    archiving = None
+    try:
+        archiving = archiver(run, p["container"], p["database"], p["user"])
+    except container.ContainerError:
+        pass
+    return dict(
+        changed=False,
+        stanza=stanza,
+        base_image=image,
+        image=derived,
+        image_present=present,
+        pgdata=pgdata,
+        owner=dict(uid=uid, gid=gid),
+        override_path=override_path,
+        override_content=override,
+        override_current=files.read_text(override_path),
+        override_changed=files.read_text(override_path) != override,
+        conf_path=os.path.join(p["conf_dir"], CONF_NAME),
+        conf_content=conf,
+        conf_changed=files.read_text(os.path.join(p["conf_dir"], CONF_NAME)) != conf,
+        repo_dir=p["repo_dir"],
+        conf_dir=p["conf_dir"],
+        archiving=archiving,
+        archiving_on=bool(
+            archiving
+            and archiving["archive_mode"] in ("on", "always")
+            and archiving["archive_command"] == archive_command(stanza)
+        ),
+    )

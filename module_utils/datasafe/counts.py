@@ -1,5 +1,7 @@
 """Compare two row-count snapshots: the assertion behind every step of a change."""
 
+from ansible.module_utils.datasafe import container
+
 POLICIES = ("no_decrease", "equal")
 
 
@@ -46,3 +48,45 @@ def describe(problems):
         "%s: %s -> %s (%s)" % (p["table"], p["before"], "missing" if p["after"] is None else p["after"], p["problem"])
         for p in problems
     )
+
+
+class CountsFailed(Exception):
+    """The row_counts task fails: ``result`` holds its fields (``problems``, and the counts when taken)."""
+
+    def __init__(self, message, result):
+        super().__init__(message)
+        self.result = result
+
+
+def task(run, p):
+    """What the row_counts module does with its options ``p``: count ``tables`` exactly in one
+    snapshot and, with ``compare_to``, judge them by ``policy``. Returns the module's result;
+    raises :class:`CountsFailed` (bad options, counting failed, the policy broken with
+    ``fail_on_problems``)."""
+    if not p["tables"]:
+        raise CountsFailed(
+            "tables is empty: list the critical tables to count (datasafe_critical_tables)", {"problems": []}
+        )
+    try:
+        for table in p["tables"]:
+            container.quote_ident(table)
+        now = container.count_rows(run, p["container"], p["database"], p["user"], p["tables"])
+    except ValueError as exc:
+        raise CountsFailed("row_counts: %s" % exc, {"problems": []}) from exc
+    except container.ContainerError as exc:
+        raise CountsFailed(
+            "row_counts (%s): could not count rows in %s/%s: %s" % (p["label"], p["container"], p["database"], exc),
+            {"problems": []},
+        ) from exc
+    result = dict(changed=False, counts=now, total=sum(now.values()), problems=[])
+    if p["compare_to"] is not None:
+        try:
+            before = snapshot(p["compare_to"])
+        except ValueError as exc:
+            raise CountsFailed(str(exc), {"problems": []}) from exc
+        result["problems"] = compare(before, now, p["policy"])
+        if result["problems"] and p["fail_on_problems"]:
+            raise CountsFailed(
+                "row counts %s break policy %s: %s" % (p["label"], p["policy"], describe(result["problems"])), result
+            )
+    return result

@@ -5,11 +5,13 @@ What the guard is (the SQL below, installed into the protected database):
 - schema ``datasafe``: ``settings`` (version, default row limit, protected schemas),
   ``table_limits`` (per-table overrides), ``audit`` (one row per break-glass), and the
   guard's functions;
-- on every table (plain and partitioned, partitions included) of the protected schemas, three
+- on every table (plain and partitioned, partitions included) of the protected schemas, five
   statement-level triggers, ``ENABLE ALWAYS`` (``session_replication_role = replica`` does not
-  skip them): ``BEFORE TRUNCATE`` refuses TRUNCATE; ``AFTER DELETE`` / ``AFTER UPDATE`` with a
-  transition table refuse one statement that changes every row of a table holding at least two
-  rows, or more rows than the table's limit;
+  skip them): ``BEFORE TRUNCATE`` refuses TRUNCATE; ``AFTER DELETE`` / ``AFTER UPDATE`` refuse
+  one statement that changes every row of a table holding at least two rows, or more rows than
+  the table's limit, counting the statement's rows with the ``BEFORE DELETE`` / ``BEFORE
+  UPDATE`` triggers (see TRIGGERS: statistics counters on a plain table, a transition table on a
+  table whose statements reach child tables);
 - event triggers, ``ENABLE ALWAYS``: ``ddl_command_end`` attaches the triggers to tables created
   later, re-enables them when an ``ALTER TABLE`` weakened them, refuses an ``ALTER TABLE ...
   DISABLE TRIGGER`` of the guard's triggers; ``sql_drop`` refuses dropping tables, materialized
@@ -34,14 +36,45 @@ import re
 
 from ansible.module_utils.datasafe import container, metrics
 
-VERSION = "1"
+VERSION = "2"
 SCHEMA = "datasafe"
+# name: (function, timing and event). Every guarded table carries all five.
 TRIGGERS = {
-    # name: (function, timing and event, transition table clause)
-    "datasafe_guard_truncate": ("guard_truncate", "BEFORE TRUNCATE", ""),
-    "datasafe_guard_delete": ("guard_mass_change", "AFTER DELETE", "REFERENCING OLD TABLE AS datasafe_old_rows "),
-    "datasafe_guard_update": ("guard_mass_change", "AFTER UPDATE", "REFERENCING OLD TABLE AS datasafe_old_rows "),
+    "datasafe_guard_truncate": ("guard_truncate", "BEFORE TRUNCATE"),
+    "datasafe_guard_delete_start": ("guard_mass_change_start", "BEFORE DELETE"),
+    "datasafe_guard_delete": ("guard_mass_change", "AFTER DELETE"),
+    "datasafe_guard_update_start": ("guard_mass_change_start", "BEFORE UPDATE"),
+    "datasafe_guard_update": ("guard_mass_change", "AFTER UPDATE"),
 }
+# How the AFTER triggers count one statement's rows. On a plain table, without a transition table
+# and without a WHEN clause (both cost every DELETE/UPDATE, the WHEN clause most: PostgreSQL
+# rebuilds its expression for each statement): the BEFORE trigger notes the table's statistics
+# counter of rows this transaction deleted (updated), the AFTER trigger subtracts it from the
+# counter after the statement. The counter may also hold earlier transactions' rows (a session's
+# counts wait up to a second to be flushed), never fewer than this transaction's; a count of at
+# most one after the statement is the hot path, nothing else runs. A partitioned table or a table
+# with inheritance children changes rows of other tables (whose counters its own triggers do not
+# see): it counts through a transition table (TREE), and a table that gains a child is switched
+# to it by the ddl_command_end trigger (attach); a table that lost its children may keep it.
+TREE = ("guard_mass_change_tree", "REFERENCING OLD TABLE AS datasafe_old_rows ")
+COUNTED_THROUGH_TREE = ("datasafe_guard_delete", "datasafe_guard_update")
+
+
+def trigger_definitions(name, table, tree):
+    """The definitions (as pg_get_triggerdef prints them with search_path = pg_catalog) a guard
+    trigger on ``table`` (``format('%I.%I')``) may have, by the function it calls; ``tree``: the
+    table is partitioned or has inheritance children (only the transition-table count is right)."""
+    function, timing = TRIGGERS[name]
+    variants = [(function, "")]
+    if name in COUNTED_THROUGH_TREE:
+        variants = [TREE] if tree else [(function, ""), TREE]
+    return {
+        "datasafe." + f: "CREATE TRIGGER %s %s ON %s %sFOR EACH STATEMENT EXECUTE FUNCTION datasafe.%s()"
+        % (name, timing, table, transition, f)
+        for f, transition in variants
+    }
+
+
 EVENT_TRIGGERS = {
     # name: (event, function, WHEN clause)
     "datasafe_guard_ddl": ("ddl_command_end", "guard_ddl", ""),
@@ -57,10 +90,11 @@ EVENT_TRIGGERS = {
 DEFAULT_MAX_ROWS = 1000
 
 # Every name is schema-qualified (or a pg_catalog built-in): a plain dump's restore runs with an
-# empty search_path, and a caller's search_path must never choose what the guard calls. The hot
-# path (guard_mass_change on a one-row statement) is one query on the transition table, without
-# SECURITY DEFINER or SET clauses, which would cost a GUC save and restore on every statement;
-# a transaction's first one-row change of a table does not even query the transition table.
+# empty search_path, and a caller's search_path must never choose what the guard calls. The
+# functions on the hot path (guard_mass_change_start, guard_mass_change) run no query: statistics
+# counters, one transaction-local setting keyed by table and trigger depth (a statement run by a
+# trigger of a statement on the same table keeps its own), no SECURITY DEFINER or SET clauses
+# (a GUC save and restore each).
 FUNCTIONS = [
     (
         "protected_schema(schema_name text)",
@@ -166,21 +200,79 @@ END
 """,
     ),
     (
+        "guard_mass_change_start()",
+        "trigger",
+        "plpgsql",
+        """
+DECLARE
+    changed bigint;
+    name text := 'datasafe.before_' || TG_OP || '_' || TG_RELID::text || '_' || pg_catalog.pg_trigger_depth()::text;
+    ignored text;
+BEGIN
+    -- Before a DELETE (UPDATE): how many rows of the table this transaction has deleted (updated)
+    -- so far, for guard_mass_change after the statement. Nothing yet and nothing noted: no write.
+    IF TG_OP = 'DELETE' THEN
+        changed := pg_catalog.pg_stat_get_xact_tuples_deleted(TG_RELID);
+    ELSE
+        changed := pg_catalog.pg_stat_get_xact_tuples_updated(TG_RELID);
+    END IF;
+    IF changed > 0 OR pg_catalog.current_setting(name, true) <> '' THEN
+        ignored := pg_catalog.set_config(name, changed::text, true);
+    END IF;
+    RETURN NULL;
+END
+""",
+    ),
+    (
         "guard_mass_change()",
+        "trigger",
+        "plpgsql",
+        """
+DECLARE
+    changed bigint;
+    noted text;
+    before bigint := 0;
+BEGIN
+    -- After a DELETE (UPDATE) of a plain table: the statement's rows are the counter now less the
+    -- counter guard_mass_change_start noted before it (none noted: it was 0).
+    IF TG_OP = 'DELETE' THEN
+        changed := pg_catalog.pg_stat_get_xact_tuples_deleted(TG_RELID);
+    ELSE
+        changed := pg_catalog.pg_stat_get_xact_tuples_updated(TG_RELID);
+    END IF;
+    IF changed <= 1 THEN
+        IF changed = 0 AND pg_catalog.current_setting('track_counts') <> 'on' THEN
+            PERFORM datasafe.refuse_or_allow('guard-cannot-count', TG_OP, datasafe.table_name(TG_RELID), NULL, NULL,
+                'track_counts is off, so the guard cannot count the rows one statement changes: set track_counts = on');
+        END IF;
+        RETURN NULL;
+    END IF;
+    noted := pg_catalog.current_setting('datasafe.before_' || TG_OP || '_' || TG_RELID::text || '_'
+                                        || pg_catalog.pg_trigger_depth()::text, true);
+    IF noted <> '' THEN
+        before := noted::bigint;
+    END IF;
+    IF before > changed THEN
+        before := 0;  -- not noted by this transaction (set by hand): every row it changed counts
+    END IF;
+    IF changed - before < 2 THEN
+        RETURN NULL;
+    END IF;
+    PERFORM datasafe.judge_mass_change(TG_OP, TG_RELID, changed - before);
+    RETURN NULL;
+END
+""",
+    ),
+    (
+        "guard_mass_change_tree()",
         "trigger",
         "plpgsql",
         """
 DECLARE
     affected bigint;
 BEGIN
-    -- The common case without a query: this transaction has changed exactly one row of the
-    -- table so far (the statistics counters include the running transaction and only grow), so
-    -- this statement changed at most one. 0 (no row, a partitioned parent, track_counts off)
-    -- and 2 or more fall through to the transition table.
-    IF (CASE WHEN TG_OP = 'DELETE' THEN pg_catalog.pg_stat_get_xact_tuples_deleted(TG_RELID)
-             ELSE pg_catalog.pg_stat_get_xact_tuples_updated(TG_RELID) END) = 1 THEN
-        RETURN NULL;
-    END IF;
+    -- After a DELETE (UPDATE) of a partitioned table or one with inheritance children: the
+    -- statement's rows, in whichever table they were, are its transition table.
     IF NOT EXISTS (SELECT 1 FROM datasafe_old_rows OFFSET 1) THEN
         RETURN NULL;
     END IF;
@@ -245,18 +337,25 @@ END
         """
 DECLARE
     rel regclass := relation::regclass;
+    tree boolean;
     enable_always text := '';
     trg record;
 BEGIN
+    -- A partitioned table, or one with inheritance children: its DELETE/UPDATE triggers count
+    -- through a transition table (a plain table's counters do not see its children's rows).
+    SELECT c.relkind = 'p' OR c.relhassubclass INTO tree FROM pg_catalog.pg_class c WHERE c.oid = relation;
     FOR trg IN
-        SELECT w.name, w.func, w.timing, w.transition, t.tgenabled, t.tgfoid
-          FROM (VALUES ('datasafe_guard_truncate', 'guard_truncate', 'BEFORE TRUNCATE', ''),
-                       ('datasafe_guard_delete', 'guard_mass_change', 'AFTER DELETE',
-                        'REFERENCING OLD TABLE AS datasafe_old_rows'),
-                       ('datasafe_guard_update', 'guard_mass_change', 'AFTER UPDATE',
-                        'REFERENCING OLD TABLE AS datasafe_old_rows'))
-               AS w (name, func, timing, transition)
+        SELECT w.name, w.timing, t.tgenabled, p.proname AS calls,
+               CASE WHEN w.mass AND tree THEN 'guard_mass_change_tree' ELSE w.func END AS func,
+               CASE WHEN w.mass AND tree THEN 'REFERENCING OLD TABLE AS datasafe_old_rows' ELSE '' END AS transition
+          FROM (VALUES ('datasafe_guard_truncate', 'guard_truncate', 'BEFORE TRUNCATE', false),
+                       ('datasafe_guard_delete_start', 'guard_mass_change_start', 'BEFORE DELETE', false),
+                       ('datasafe_guard_delete', 'guard_mass_change', 'AFTER DELETE', true),
+                       ('datasafe_guard_update_start', 'guard_mass_change_start', 'BEFORE UPDATE', false),
+                       ('datasafe_guard_update', 'guard_mass_change', 'AFTER UPDATE', true))
+               AS w (name, func, timing, mass)
           LEFT JOIN pg_catalog.pg_trigger t ON t.tgrelid = relation AND t.tgname = w.name
+          LEFT JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
     LOOP
         IF trg.tgenabled IS NULL THEN
             EXECUTE pg_catalog.format('CREATE TRIGGER %I %s ON %s %s FOR EACH STATEMENT EXECUTE FUNCTION datasafe.%I()',
@@ -265,6 +364,11 @@ BEGIN
             PERFORM datasafe.refuse_or_allow('disable-guard', 'ALTER TABLE', datasafe.table_name(relation), NULL, NULL,
                 pg_catalog.format('it would disable the guard''s trigger %s', trg.name));
             CONTINUE;
+        ELSIF trg.calls = 'guard_mass_change' AND trg.func = 'guard_mass_change_tree' THEN
+            -- the table gained a child table (INHERITS, INHERIT): count through it from now on
+            EXECUTE pg_catalog.format('CREATE OR REPLACE TRIGGER %I %s ON %s %s FOR EACH STATEMENT '
+                                      || 'EXECUTE FUNCTION datasafe.%I()',
+                                      trg.name, trg.timing, rel, trg.transition, trg.func);
         ELSIF trg.tgenabled = 'A' THEN
             CONTINUE;
         END IF;
@@ -333,6 +437,15 @@ BEGIN
             PERFORM datasafe.attach(cmd.objid, cmd.command_tag = 'ALTER TABLE');
             -- ATTACH PARTITION: the partitions of a partitioned table are guarded too.
             FOR part IN SELECT relid FROM pg_catalog.pg_partition_tree(cmd.objid) WHERE relid <> cmd.objid LOOP
+                IF datasafe.guard_table(part) THEN
+                    PERFORM datasafe.attach(part, false);
+                END IF;
+            END LOOP;
+            -- INHERITS, INHERIT, PARTITION OF: every ancestor now has a child to count through.
+            FOR part IN WITH RECURSIVE up (relid) AS (
+                            SELECT i.inhparent FROM pg_catalog.pg_inherits i WHERE i.inhrelid = cmd.objid
+                            UNION SELECT i.inhparent FROM pg_catalog.pg_inherits i JOIN up ON i.inhrelid = up.relid)
+                        SELECT up.relid FROM up LOOP
                 IF datasafe.guard_table(part) THEN
                     PERFORM datasafe.attach(part, false);
                 END IF;
@@ -522,6 +635,7 @@ SET search_path = pg_catalog;  -- pg_get_triggerdef then qualifies every table n
 SELECT json_build_object(
   'schema', EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'datasafe'),
   'settings_table', to_regclass('datasafe.settings') IS NOT NULL,
+  'track_counts', current_setting('track_counts'),
   'functions', coalesce((SELECT json_object_agg(p.proname, md5(p.prosrc)) FROM pg_proc p
                  JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'datasafe'), '{}'),
   'event_triggers', coalesce((SELECT json_object_agg(e.evtname, json_build_object(
@@ -531,6 +645,7 @@ SELECT json_build_object(
                  FROM pg_event_trigger e WHERE e.evtname LIKE 'datasafe\\_%'), '{}'),
   'tables', coalesce((SELECT json_agg(json_build_object(
                  'table', format('%I.%I', n.nspname, c.relname), 'schema', n.nspname,
+                 'tree', c.relkind = 'p' OR c.relhassubclass,
                  'triggers', (SELECT coalesce(json_object_agg(t.tgname, json_build_object(
                                  'enabled', t.tgenabled, 'definition', pg_get_triggerdef(t.oid),
                                  'function', (SELECT pn.nspname || '.' || p.proname FROM pg_proc p
@@ -592,13 +707,15 @@ def judge(state):
     functions = state.get("functions") or {}
     events = state.get("event_triggers") or {}
     installed = bool(version) or bool(events) or any(name in functions for name in EXPECTED_MD5)
-    problems, tables = [], []
+    problems, tables, stale = [], [], []
     outdated = bool(version) and version != INSTALLED_VERSION
     if installed:
         for name, md5 in sorted(EXPECTED_MD5.items()):
+            if outdated:
+                continue  # an older guard has older bodies, and fewer functions: the upgrade replaces them all
             if name not in functions:
                 problems.append("function datasafe.%s is missing (dropped)" % name)
-            elif functions[name] != md5 and not outdated:  # an older guard has older bodies
+            elif functions[name] != md5:
                 problems.append("function datasafe.%s was replaced: its body differs from datasafe's" % name)
         if outdated:
             problems.append(
@@ -622,20 +739,28 @@ def judge(state):
                 continue
             tables.append(table["table"])
             have = table.get("triggers") or {}
-            for name, (function, timing, transition) in sorted(TRIGGERS.items()):
+            for name in sorted(TRIGGERS):
                 found = have.get(name)
-                expected = "CREATE TRIGGER %s %s ON %s %sFOR EACH STATEMENT EXECUTE FUNCTION datasafe.%s()" % (
-                    name,
-                    timing,
-                    table["table"],
-                    transition,
-                    function,
-                )
+                accepted = trigger_definitions(name, table["table"], table.get("tree"))
+                if not found and outdated:
+                    continue  # an older guard had fewer triggers: the upgrade creates this one
                 if not found:
                     problems.append("table %s has no %s trigger" % (table["table"], name))
-                elif found.get("function") != "datasafe." + function:
-                    problems.append("trigger %s on %s calls %s" % (name, table["table"], found.get("function")))
-                elif found.get("definition", expected) != expected:
+                elif found.get("definition") not in accepted.values() and outdated:
+                    stale.append([name, table["table"]])  # an older guard's definition: the upgrade recreates it
+                elif found.get("function") not in accepted:
+                    problems.append(
+                        "trigger %s on %s calls %s%s"
+                        % (
+                            name,
+                            table["table"],
+                            found.get("function"),
+                            ", which does not count the rows of its child tables"
+                            if found.get("function") in trigger_definitions(name, table["table"], False)
+                            else "",
+                        )
+                    )
+                elif found.get("definition") != accepted[found["function"]]:
                     problems.append(
                         "trigger %s on %s was redefined: %s" % (name, table["table"], found.get("definition"))
                     )
@@ -650,6 +775,11 @@ def judge(state):
                             ),
                         )
                     )
+        if state.get("track_counts", "on") != "on":
+            problems.append(
+                "track_counts is %s: the guard cannot count the rows a statement changes and refuses every "
+                "DELETE and UPDATE; set track_counts = on (postgresql.conf or ALTER SYSTEM)" % state.get("track_counts")
+            )
         if not version:
             problems.append("the guard's version is not recorded in datasafe.settings")
     return {
@@ -660,6 +790,7 @@ def judge(state):
         "enabled": installed and not problems,
         "tampered": bool(problems),
         "problems": problems,
+        "stale_triggers": stale,
         "tables": tables,
         "settings": {
             "default_max_rows": settings.get("default_max_rows"),
@@ -852,6 +983,7 @@ def install(run, cont, db, user, desired, check_mode=False):
         return {"changed": bool(actions), "actions": actions, "check": before}
     found = (_REDEFINED.match(problem) for problem in before["problems"])
     redefined = [(m.group(1), m.group(2)) for m in found if m and m.group(1) in TRIGGERS]
+    redefined += [tuple(pair) for pair in before.get("stale_triggers") or []]
     _run_script(run, cont, db, user, install_sql(desired, redefined), "installing the guard")
     after = check(run, cont, db, user)
     if after["problems"] or not after["current"]:

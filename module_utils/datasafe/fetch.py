@@ -20,8 +20,9 @@ An existing file of the same name in ``dest`` is never overwritten: if it is the
 import os
 import tempfile
 
-from ansible.module_utils.datasafe import manifest, times
-from ansible.module_utils.datasafe.offsite import OffsiteError, hash_file
+from ansible.module_utils.common.process import get_bin_path
+from ansible.module_utils.datasafe import manifest, runner, times
+from ansible.module_utils.datasafe.offsite import Failed, OffsiteError, hash_file
 
 
 def listing(target, database=None):
@@ -194,3 +195,56 @@ def fetch(target, row, dest, run=None, age="age", identity=None):
         "checks": checks,
         "new": new,
     }
+
+
+# --------------------------------------------------------------------------- the module's body
+
+
+def public(row):
+    """A :func:`listing` row as the module returns it (without the whole off-site manifest)."""
+    return {k: v for k, v in row.items() if k != "manifest"}
+
+
+def _age_program(which, required):
+    """The age program's path, or None when it is not installed and not ``required``; ``which``
+    raises ValueError naming the paths searched when a program is missing (ansible-core's
+    ``get_bin_path``), which fails the run when age is ``required``."""
+    try:
+        return which("age")
+    except ValueError as exc:
+        if required:
+            raise Failed(str(exc), {}) from exc
+        return None
+
+
+def task(p, make_target, check_mode=False, run=runner.run, which=get_bin_path):
+    """What the offsite_fetch module does with its options ``p``: list the target ``make_target()``
+    builds, and with ``state=fetched`` choose a backup and :func:`fetch` it into ``dest`` (in
+    ``check_mode`` only name it). Returns the module's result (with ``msg`` once fetched); raises
+    :class:`~offsite.Failed` with ``stage`` (and what was listed) in its result. ``make_target``
+    may raise Failed itself for a target that cannot be used at all."""
+    result = dict(changed=False, backups=[])
+    try:
+        target = make_target()
+        rows = listing(target, p["database"])
+        result["backups"] = [public(r) for r in rows]
+        result["target"] = target.label
+        if p["state"] == "list":
+            return result
+        chosen = choose(rows, p["backup"])
+        result["chosen"] = public(chosen)
+        if check_mode:
+            return dict(result, changed=True)
+        age = _age_program(which, chosen["encrypted"])
+        if chosen["encrypted"] and not (p["age_identity"] and os.path.isfile(p["age_identity"])):
+            raise OffsiteError(
+                "decrypt", "%s is age-encrypted: age_identity must name the identity file" % chosen["payload"]
+            )
+        done = fetch(target, chosen, p["dest"], run=run, age=age, identity=p["age_identity"])
+    except OffsiteError as exc:
+        raise Failed("offsite_fetch: %s" % exc, dict(result, stage=exc.stage)) from exc
+    except OSError as exc:
+        raise Failed("offsite_fetch: %s" % exc, dict(result, stage="fetch")) from exc
+    result.update(changed=done["new"], path=done["path"], manifest=done["manifest"], checks=done["checks"])
+    result["msg"] = "fetched %s from %s, verified: %s" % (done["file"], target.label, "; ".join(done["checks"]))
+    return result

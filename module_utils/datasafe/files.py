@@ -1,8 +1,8 @@
 """Files on disk: their sha256, and making a write survive a crash.
 
-The one home of the small file helpers every engine uses: hashing a backup (the manifest's
-check, the off-site copy's re-read, break-glass evidence), fsync of a directory after a rename,
-and the atomic JSON write (temporary file, fsync, rename, fsync of the directory).
+The one home of the small file helpers every engine uses: reading a file that may be absent,
+hashing a backup (the manifest's check, the off-site copy's re-read, break-glass evidence), fsync
+of a directory after a rename, and the atomic JSON write (temporary file, fsync, rename, fsync of the directory).
 """
 
 import hashlib
@@ -10,6 +10,15 @@ import json
 import os
 
 CHUNK = 1 << 20
+
+
+def read_text(path):
+    """The text in ``path`` (UTF-8), None when there is no such file; other errors raise OSError."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
 
 
 def hash_file(path, drop_cache=False):

@@ -158,7 +158,8 @@ class Word(str):
 class Context:
     """What a simple command sees besides its argv: its stdin, the working directory, settings."""
 
-    def __init__(self, deny_rules=(), read_files=False, protected=PROTECTED_PATHS):
+    def __init__(self, deny_rules=(), read_files=False, protected=PROTECTED_PATHS, read_file=None):
+        self.read_file = read_file or read_local_file
         self.deny_rules = [r for r in deny_rules if r.applies_to == "cmd"]
         self.sql_rules = [r for r in deny_rules if r.applies_to == "sql"]
         self.read_files = read_files
@@ -172,7 +173,30 @@ def available():
     return HAS_BASHLEX and guard_sql.available()
 
 
-def judge(line=None, argv=None, deny_rules=(), read_files=False, protected_paths=(), stdin=None):
+def read_local_file(path):
+    """A SQL file's text where the guard runs (``~`` expanded), or None when there is no such file."""
+    full = os.path.expanduser(path)
+    if not os.path.isfile(full):
+        return None
+    with open(full, encoding="utf-8", errors="replace") as handle:
+        return handle.read()
+
+
+def judge_subject(subject, deny_rules, read_file=None):
+    """Findings for safe_command's ``subject`` (:func:`verdict.command_subject` of its options), on the
+    host (the module) or on the controller (``guard_action``, which reads SQL files on the host)."""
+    return judge(
+        line=subject["cmd"],
+        argv=subject["argv"],
+        deny_rules=deny_rules,
+        read_files=subject["read_sql_files"],
+        protected_paths=subject["protected_paths"],
+        stdin=subject["stdin"],
+        read_file=read_file,
+    )
+
+
+def judge(line=None, argv=None, deny_rules=(), read_files=False, protected_paths=(), stdin=None, read_file=None):
     """Findings for a command line (``line``) or an argv list; empty means allowed.
 
     ``deny_rules``: compiled project rules (``guard.compile_deny_rules``); SQL ones apply to the
@@ -180,13 +204,15 @@ def judge(line=None, argv=None, deny_rules=(), read_files=False, protected_paths
     when they exist where the guard runs. ``protected_paths``: extra paths (e.g. the actual
     mountpoint of ``postgres_data``) that must never be deleted. ``stdin``: data the command
     will read on its standard input (judged as SQL by psql, as a command line by a shell).
+    ``read_file(path)``: how a SQL file is read, its text or None when it does not exist
+    (default :func:`read_local_file`; the action plugin reads it on the managed host).
     """
     if not available():
         raise RuntimeError(
             "bashlex and pglast are required for the command guard: %s"
             % (BASHLEX_IMPORT_ERROR or guard_sql.PGLAST_IMPORT_ERROR)
         )
-    ctx = Context(deny_rules, read_files, PROTECTED_PATHS + tuple(protected_paths))
+    ctx = Context(deny_rules, read_files, PROTECTED_PATHS + tuple(protected_paths), read_file)
     if stdin is not None:
         ctx.stdin = ("text", str(stdin))
     if (line is None) == (argv is None):
@@ -684,31 +710,26 @@ def _compose(args, text, ctx, depth):
 def _psql(args, text, ctx):
     """psql's options as getopt_long reads them: anywhere, combined (``-Xc``), attached (``-cSQL``)."""
     commands, files, i = [], [], 0
+    # where the value of each option that names SQL goes (long and short spelling)
+    into = {"command": commands, "c": commands, "file": files, "f": files}
     while i < len(args):
-        a = args[i]
+        a, option, value = args[i], None, ""
         if a == "--":
             break
         if a.startswith("--"):
-            name, eq, value = a[2:].partition("=")
-            if name in _PSQL_LONG_VALUE and not eq:
-                value = args[i + 1] if i + 1 < len(args) else ""
-                i += 1
-            if name == "command":
-                commands.append(value)
-            elif name == "file":
-                files.append(value)
+            option, eq, value = a[2:].partition("=")
+            takes_next = option in _PSQL_LONG_VALUE and not eq
         elif a.startswith("-") and len(a) > 1:
-            for k, ch in enumerate(a[1:], start=1):
-                if ch in _PSQL_SHORT_VALUE:
-                    value = a[k + 1 :]
-                    if not value:
-                        value = args[i + 1] if i + 1 < len(args) else ""
-                        i += 1
-                    if ch == "c":
-                        commands.append(value)
-                    elif ch == "f":
-                        files.append(value)
-                    break
+            # combined short options: the first that takes a value ends the word
+            k = next((k for k, ch in enumerate(a[1:], start=1) if ch in _PSQL_SHORT_VALUE), None)
+            if k is not None:
+                option, value = a[k], a[k + 1 :]
+                takes_next = not value
+        if option is not None and takes_next:
+            value = args[i + 1] if i + 1 < len(args) else ""
+            i += 1
+        if option in into:
+            into[option].append(value)
         i += 1
     findings = []
     for sql in commands:
@@ -742,11 +763,10 @@ def _stdin_sql(text, ctx):
 def _sql_file(path, text, ctx):
     if _matches_name(path, (CLEAN_SEED,)):
         return [Finding("cmd-clean-seed", text)]
-    if ctx.read_files and not _GLOB.search(path) and "$" not in path:
-        full = os.path.expanduser(path if path.startswith("/") or not ctx.cwd else posixpath.join(ctx.cwd, path))
-        if os.path.isfile(full) and full.endswith(".sql"):
-            with open(full, encoding="utf-8", errors="replace") as handle:
-                return _sql_findings(handle.read(), text, ctx)
+    if ctx.read_files and not _GLOB.search(path) and "$" not in path and path.endswith(".sql"):
+        content = ctx.read_file(path if path.startswith("/") or not ctx.cwd else posixpath.join(ctx.cwd, path))
+        if content is not None:
+            return _sql_findings(content, text, ctx)
     return []
 
 

@@ -23,6 +23,7 @@ runs COMMAND while holding a ProcessLock on LOCKFILE and exits with its status, 
 (default 75, EX_TEMPFAIL) at once, naming the holder, when another process holds it.
 """
 
+import contextlib
 import datetime
 import fcntl
 import getpass
@@ -32,8 +33,23 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 
 DEFAULT_STALE_AFTER = 21600
+
+# The lock beside a user's crontab (in that user's home) that every datasafe edit of the crontab
+# holds: crontab has no locking of its own, and one crontab may hold the entries of several stacks.
+# roles/datasafe/tasks/crontab.yml takes the same file through the run_lock module (crontab_user).
+CRONTAB_LOCK = "~%s/.datasafe-crontab.lock"
+
+# The run that finishes an interrupted run's phase, where only one kind of run can: a rollback
+# puts the previous code and images back, which only the safe update knows how to do.
+FINISHED_BY = {"rollback": "the safe update (playbooks/safe_update.yml)"}
+
+
+def crontab_lock_path(user=None):
+    """The lock beside ``user``'s crontab (this user's when None or empty), its ``~`` expanded."""
+    return os.path.expanduser(CRONTAB_LOCK % (user or ""))
 
 
 class LockHeld(Exception):
@@ -42,6 +58,7 @@ class LockHeld(Exception):
     def __init__(self, message, holder=None):
         super().__init__(message)
         self.holder = holder
+        self.result = {"holder": holder}
 
 
 def pid_start(pid):
@@ -142,7 +159,7 @@ def describe_interrupted(holder, path):
     if not holder:
         return ""
     phase = holder.get("phase") or "before its first recorded phase"
-    return "an interrupted run was found: %s (pid %s on %s, started %s) ended without releasing %s, at phase %s" % (
+    line = "an interrupted run was found: %s (pid %s on %s, started %s) ended without releasing %s, at phase %s" % (
         holder.get("purpose", "a change"),
         holder.get("pid"),
         holder.get("host"),
@@ -150,6 +167,34 @@ def describe_interrupted(holder, path):
         path,
         phase,
     )
+    facts = holder.get("facts") or {}
+    if facts.get("restore") and phase == "down":
+        line += " (a restore: the application was stopped; the restored database %s)" % (
+            "was swapped in, the one before it kept as %s" % facts.get("kept_as")
+            if facts.get("swapped")
+            else "was not swapped in yet, the database is the one from before the restore"
+        )
+    # What state that leaves the stack in, phase by phase (the phases the update and the restore
+    # record: none yet, "down" from just before anything stops, "rollback" from the first step of
+    # an update's rollback, "up" once the stack is verified).
+    if phase == "rollback":
+        line += (
+            "; it was rolling back a failed update (to revision %s): the stack may be down and the checkout "
+            "may still be the new, failed revision: the next safe_update finishes the rollback (the code back "
+            "at that revision, every image name back at the image that ran before) and brings the stack up, "
+            "verified (every critical table counted against the counts recorded before the update); "
+            "a restore does not finish it" % (facts.get("revision_before") or "?")[:12]
+        )
+    elif phase == "down":
+        line += (
+            "; the stack may be down: the next safe_update or restore brings it back up, verified "
+            "(every critical table counted against the counts recorded before down)"
+        )
+    elif phase == "up":
+        line += "; the stack was verified up: nothing was left down"
+    elif not holder.get("phase"):
+        line += "; it ended before anything was stopped: the stack was not stopped"
+    return line
 
 
 class FileLock:
@@ -161,7 +206,9 @@ class FileLock:
         # The record of a run whose owner was gone when this lock was taken over (take_over_dead).
         self.interrupted = None
 
-    def take(self, wait=0, check_mode=False, sleep=time.sleep, clock=time.monotonic, take_over_dead=False):
+    def take(
+        self, wait=0, check_mode=False, sleep=time.sleep, clock=time.monotonic, take_over_dead=False, refuse_phases=()
+    ):
         """Take the lock; returns True when taken now, False when this token already held it.
 
         Waits up to ``wait`` seconds for another holder, then raises :class:`LockHeld`. In check
@@ -169,7 +216,9 @@ class FileLock:
         whose recorded owner process is gone (:func:`owner_alive` False: same host, that pid with
         that start time no longer runs) is an interrupted run's: its record is kept beside the lock
         (``<path>.interrupted``), returned in :attr:`interrupted`, and the lock is taken. An owner
-        that cannot be checked (another host, an old record) is never taken over.
+        that cannot be checked (another host, an old record) is never taken over. An interrupted
+        run whose phase is in ``refuse_phases`` (one this run cannot finish) is not taken over
+        either: :class:`LockHeld` names it and the run that finishes it, and the lock stays as it is.
         """
         deadline = clock() + max(0, wait)
         while True:
@@ -177,6 +226,18 @@ class FileLock:
             if holder is not None and holder.get("token") == self.token:
                 return False
             if holder is not None and take_over_dead and owner_alive(holder) is False:
+                if holder.get("phase") in refuse_phases:
+                    raise LockHeld(
+                        "refusing to start: %s. This %s cannot finish it: run %s first (it finishes the %s and "
+                        "brings the stack up, verified), then this one if it is still needed; the lock is left as it is"
+                        % (
+                            describe_interrupted(holder, self.path),
+                            self.purpose,
+                            FINISHED_BY.get(holder.get("phase"), "the run that recorded it"),
+                            holder.get("phase"),
+                        ),
+                        holder,
+                    )
                 self.interrupted = holder
                 if check_mode:
                     return True
@@ -248,6 +309,43 @@ class FileLock:
         if not check_mode:
             os.unlink(self.path)
         return True
+
+
+@contextlib.contextmanager
+def crontab_edit(purpose, user=None, wait=120, check_mode=False):
+    """Hold the lock beside ``user``'s crontab (this user's when None) while the block edits it;
+    waits up to ``wait`` seconds for another edit, then raises :class:`LockHeld` naming the holder.
+    A holder whose process is gone (an interrupted run) is taken over. Check mode takes nothing."""
+    if check_mode:
+        yield
+        return
+    held = FileLock(crontab_lock_path(user), uuid.uuid4().hex, purpose="crontab edit: %s" % purpose)
+    held.take(wait=wait, take_over_dead=True)
+    try:
+        yield
+    finally:
+        held.release()
+
+
+def task(p, check_mode=False):
+    """What the run_lock module does with its options ``p``: take (``state`` present), note a
+    ``phase`` in, or release (``state`` absent) the lock at ``path`` or beside ``crontab_user``'s
+    crontab; raises :class:`LockHeld`. Returns the module's result."""
+    path = p["path"] if p.get("path") else crontab_lock_path(p.get("crontab_user"))
+    held = FileLock(os.path.expanduser(path), p["token"], p["purpose"], p["stale_after"], p["owner"])
+    if p["state"] == "absent":
+        changed = held.release(check_mode)
+    elif p["phase"]:
+        changed = held.note(p["phase"], p["facts"], check_mode)
+    else:
+        changed = held.take(
+            p["wait"], check_mode, take_over_dead=p["take_over_dead"], refuse_phases=p.get("refuse_phases") or ()
+        )
+    return dict(
+        changed=changed,
+        interrupted=held.interrupted,
+        interrupted_summary=describe_interrupted(held.interrupted, held.path),
+    )
 
 
 class ProcessLock:

@@ -28,7 +28,7 @@ import tempfile
 import time
 from urllib.parse import urlparse
 
-from ansible.module_utils.datasafe import changelog, files, ledger, manifest, metrics, runner, times
+from ansible.module_utils.datasafe import changelog, files, ledger, manifest, metrics, runner, specs, times
 
 CHUNK = 1024 * 1024
 AGE_MAGIC = b"age-encryption.org/v1\n"
@@ -682,14 +682,16 @@ class S3Target:
             args["StorageClass"] = self.storage_class
         return args
 
+    def _copy(self, what, fn, key, **kwargs):
+        """One call of the copy stage on object ``key`` of the bucket."""
+        return self._call("copy", what, fn, Bucket=self.bucket, Key=key, **kwargs)
+
     def _put_single(self, key, body, sha, size):
         checksum = _b64(bytes.fromhex(sha))
-        self._call(
-            "copy",
+        self._copy(
             "PutObject",
             self.client.put_object,
-            Bucket=self.bucket,
-            Key=key,
+            key,
             Body=body,
             ContentLength=size,
             ChecksumSHA256=checksum,
@@ -698,14 +700,7 @@ class S3Target:
         return checksum
 
     def _put_multipart(self, key, path, sha):
-        upload = self._call(
-            "copy",
-            "CreateMultipartUpload",
-            self.client.create_multipart_upload,
-            Bucket=self.bucket,
-            Key=key,
-            **self._extra(sha),
-        )
+        upload = self._copy("CreateMultipartUpload", self.client.create_multipart_upload, key, **self._extra(sha))
         upload_id, parts, digests = upload["UploadId"], [], []
         try:
             with open(path, "rb") as handle:
@@ -717,12 +712,10 @@ class S3Target:
                     number += 1
                     digest = hashlib.sha256(data).digest()
                     digests.append(digest)
-                    part = self._call(
-                        "copy",
+                    part = self._copy(
                         "UploadPart",
                         self.client.upload_part,
-                        Bucket=self.bucket,
-                        Key=key,
+                        key,
                         UploadId=upload_id,
                         PartNumber=number,
                         Body=data,
@@ -730,12 +723,10 @@ class S3Target:
                         ChecksumSHA256=_b64(digest),
                     )
                     parts.append({"PartNumber": number, "ETag": part["ETag"], "ChecksumSHA256": _b64(digest)})
-            self._call(
-                "copy",
+            self._copy(
                 "CompleteMultipartUpload",
                 self.client.complete_multipart_upload,
-                Bucket=self.bucket,
-                Key=key,
+                key,
                 UploadId=upload_id,
                 MultipartUpload={"Parts": parts},
             )
@@ -898,17 +889,8 @@ def write_metrics(path, target, success, started, copied=0, copied_bytes=0, pend
 
 
 def common_argument_spec():
-    """Options both off-site modules take (the target's own options are added by each module)."""
-    return dict(
-        backups=dict(type="list", elements="path", default=[]),
-        backup_dir=dict(type="path"),
-        database=dict(type="str"),
-        encrypt=dict(type="bool", default=False),
-        age_recipients=dict(type="list", elements="str", default=[], no_log=True),
-        staging_dir=dict(type="path"),
-        metrics_file=dict(type="path"),
-        change_log=dict(type="path"),
-    )
+    """Options both off-site modules take (their one home: specs.OFFSITE); each adds its target's own."""
+    return specs.spec(specs.OFFSITE)
 
 
 class Failed(Exception):

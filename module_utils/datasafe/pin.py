@@ -203,3 +203,39 @@ def image_of(run, container):
     if info is None:
         raise PinError("container %s does not exist: give the pin's image explicitly, or start the stack" % container)
     return (info.get("Config") or {}).get("Image")
+
+
+class TaskFailed(PinError):
+    """The volume_pin task fails; ``result`` holds its fields."""
+
+    def __init__(self, message, result):
+        super().__init__(message)
+        self.result = result
+
+
+def task(run, p, check_mode=False, warn=None):
+    """What the volume_pin module does with its options ``p``: ``query`` reports (with ``required``,
+    an unpinned volume fails; without, ``warn`` says it loudly), ``absent`` removes the pin,
+    ``present`` ensures it. Returns the module's result; raises :class:`TaskFailed`."""
+    try:
+        if p["state"] == "query":
+            result = dict(changed=False, actions=[], commands=[], pin=status(run, p["volume"]))
+        elif p["state"] == "absent":
+            result = remove(run, p["volume"], check_mode=check_mode)
+        else:
+            image = p["image"] or (image_of(run, p["from_container"]) if p["from_container"] else None)
+            if not image:
+                raise PinError("give image, or from_container (the database container) for its image")
+            labels = {str(k): str(v) for k, v in p["labels"].items()}
+            result = ensure(run, p["volume"], image, p["restart"], labels, check_mode=check_mode)
+    except PinError as exc:
+        raise TaskFailed("volume_pin: %s" % exc, dict(pinned=False, actions=[], commands=[])) from exc
+    result["pinned"] = result["pin"]["pinned"] or (check_mode and p["state"] == "present")
+    if p["state"] == "query" and not result["pinned"]:
+        msg = "VOLUME NOT PINNED: %s (run playbooks/pin.yml)" % "; ".join(result["pin"]["problems"])
+        if p["required"]:
+            raise TaskFailed(msg, result)
+        if warn:
+            warn(msg)
+        result["msg"] = msg
+    return result

@@ -17,7 +17,7 @@ import os
 import re
 import time
 
-from ansible.module_utils.datasafe import background, container, counts, ready, roles, runner, times
+from ansible.module_utils.datasafe import background, container, counts, manifest, ready, roles, runner, times
 
 MAINTENANCE_DB = "postgres"
 # PostgreSQL truncates identifiers at 63 bytes; a truncated name would collide silently.
@@ -77,6 +77,38 @@ _INFO_SQL = (
     "SELECT d.oid, d.datname, pg_catalog.pg_get_userbyid(d.datdba), pg_catalog.pg_encoding_to_char(d.encoding), "
     "d.datcollate, d.datctype FROM pg_catalog.pg_database d WHERE d.datname IN (%s) ORDER BY d.datname"
 )
+
+
+def probe(run, cont, user, database):
+    """Whether ``database`` answers a query now (a restore takes its safety backup only then):
+    ``{rc, stdout, stderr}``, never raising (unreachable is an answer; ``reports.safety_note`` words it)."""
+    rc, out, err = run(container.psql_argv(cont, database, user, extra=["-At", "-c", "SELECT 1"], interactive=False))
+    return dict(rc=rc, stdout=(out or "").strip(), stderr=err or "")
+
+
+# The databases earlier restores kept beside :db (psql variable): <db>_before_restore_<ts> and a
+# failed restore's <db>_restore_<ts>, each with its size.
+KEPT_SQL = (
+    "SELECT datname || '  ' || pg_size_pretty(pg_database_size(datname)) FROM pg_database\n"
+    "WHERE starts_with(datname, :'db' || '_before_restore_') OR starts_with(datname, :'db' || '_restore_')\n"
+    "ORDER BY datname;\n"
+)
+KEPT_HEADER = "databases kept by earlier restores (datasafe never drops them; drop one by hand only when sure):"
+
+
+def kept_databases(run, cont, user, database, maintenance_db=MAINTENANCE_DB):
+    """The databases earlier restores kept beside ``database`` (restores never drop anything), so the
+    disk they hold is visible. Read-only and never raising: ``{rc, stdout, stdout_lines, stderr}``
+    of the listing (``stdout_lines``: ``"<name>  <size>"``) and ``lines``, the finished listing
+    for the operator (an unreachable server is said there)."""
+    argv = container.psql_argv(cont, maintenance_db, user, extra=["-At", "-v", "db=%s" % database])
+    rc, out, err = run(argv, data=KEPT_SQL)
+    found = (out or "").splitlines() if rc == 0 else []
+    if rc == 0:
+        shown = ["  " + line for line in found] or ["  (none)"]
+    else:
+        shown = ["(not reachable: %s)" % (err or "").strip()]
+    return dict(rc=rc, stdout=out or "", stdout_lines=found, stderr=err or "", lines=[KEPT_HEADER] + shown)
 
 
 def databases(run, cont, user, names, maintenance_db=MAINTENANCE_DB):
@@ -625,6 +657,8 @@ def drill_start_argv(image, drill_id, port, user, maintenance_db=MAINTENANCE_DB)
         "%s=%s" % (DRILL_LABEL, drill_id),
         "--network",
         "host",
+        "--shm-size",
+        container.THROWAWAY_SHM_SIZE,
         "-e",
         "POSTGRES_USER=%s" % user,
         "-e",
@@ -682,3 +716,48 @@ def remove_drill(run, drill_id):
                 )
             removed += ["%s %s" % (kind, i) for i in ids]
     return removed
+
+
+class PlanFailed(RestoreError):
+    """The restore_plan task fails; ``result`` holds its fields (backups, lines, skipped)."""
+
+    def __init__(self, message, result):
+        super().__init__(message)
+        self.result = result
+
+
+def plan_task(p, now=None):
+    """What the restore_plan module does with its options ``p``: ``list`` every backup in
+    ``backup_dir`` (with the finished listing in ``report``), or ``plan``: choose the backup to
+    restore (``backup``, else the newest of ``database`` that verifies now). Only reads. Returns
+    the module's result; raises :class:`PlanFailed` (nothing was stopped or changed)."""
+    backup_dir = os.path.expanduser(p["backup_dir"])
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    if not os.path.isdir(backup_dir):
+        raise PlanFailed(
+            "backup directory %s does not exist: set datasafe_backup_dir to where the backups are" % backup_dir,
+            dict(backups=[], lines=[]),
+        )
+    try:
+        entries = manifest.list_backups(backup_dir)
+    except OSError as exc:
+        raise PlanFailed("cannot list backups in %s: %s" % (backup_dir, exc), dict(backups=[], lines=[])) from exc
+    if p["mode"] == "list":
+        rows = [describe_backup(e, p["database"], now, manifest.verify_file) for e in entries]
+        lines = [backup_line(r) for r in rows]
+        report = ["backups in %s, newest first:" % p["backup_dir"]] + (lines or ["(none)"])
+        return dict(changed=False, backups=rows, lines=lines, report=report)
+    try:
+        selected, rows, skipped = choose_backup(
+            entries, p["database"], backup_dir, p["backup"], now, manifest.verify_file, skip_safety=True
+        )
+    except RestoreError as exc:
+        raise PlanFailed("%s. Nothing was stopped or changed." % exc, dict(backups=[], lines=[])) from exc
+    lines = [backup_line(r) for r in rows]
+    if selected is None:
+        raise PlanFailed(
+            "no backup of %s can be restored: %s. Nothing was stopped or changed."
+            % (p["database"], "; ".join(skipped) or "there are no backups in %s" % backup_dir),
+            dict(backups=rows, skipped=skipped, lines=lines),
+        )
+    return dict(changed=False, selected=selected, skipped=skipped, backups=rows, lines=lines)

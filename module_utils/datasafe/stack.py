@@ -9,10 +9,11 @@ the database's mount is checked, not assumed.
 """
 
 import json
+import os
 import re
 import time
 
-from ansible.module_utils.datasafe import compose, container, counts, ready
+from ansible.module_utils.datasafe import compose, container, counts, ready, specs
 
 PGDATA = "/var/lib/postgresql/data"
 
@@ -281,15 +282,11 @@ SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 def compose_argument_spec():
     """The options naming the compose project, as stack_start and stack_stop take them (their
     documentation: the ``datasafe.compose`` doc fragment)."""
-    return dict(
-        project_src=dict(type="path", required=True),
-        project_name=dict(type="str", required=True),
-        files=dict(type="list", elements="str", default=["docker-compose.yml"]),
-    )
+    return specs.spec(specs.COMPOSE)  # their one home
 
 
 class StackError(Exception):
-    """Starting or stopping failed; ``result`` holds what had happened until then (commands that
+    """Starting, stopping or checking failed; ``result`` holds what had happened until then (commands that
     ran, seconds waited, counts taken), for the caller to report beside the message."""
 
     def __init__(self, msg, result):
@@ -510,3 +507,116 @@ def start(
     if verify:
         starting.verify(verify)
     return starting.result
+
+
+def info_task(run, p):
+    """What the stack_info module does with its options ``p``: :func:`check` of the project and
+    its database volume. Returns the module's result; raises :class:`StackError` (its ``result``:
+    the problems, and the facts when read) for bad options, a docker failure, or problems with
+    ``fail_on_problems``."""
+    if p["wait_healthy"] < 0:
+        raise StackError("stack_info: wait_healthy must be 0 (judge at once) or a number of seconds", {})
+    expected = p["volume_name"] or "%s_%s" % (p["project"], p["volume"])
+    try:
+        checked = check(
+            run,
+            p["project"],
+            p["db_service"],
+            expected,
+            p["data_path"],
+            p["require_running"],
+            p["wait_healthy"],
+            p["compare_volume_to"],
+        )
+    except DockerError as exc:
+        raise StackError("stack_info: %s" % exc, {"problems": [str(exc)]}) from exc
+    result = dict(changed=False, **checked)
+    if checked["problems"] and p["fail_on_problems"]:
+        raise StackError("stack %s: %s" % (p["project"], "; ".join(checked["problems"])), result)
+    return result
+
+
+# --------------------------------------------------------------------------- before a change stops it
+
+
+class PreflightFailed(Exception):
+    """The database could not survive the change, or its backup has no room; ``result`` holds the
+    module's fields (compose argv and files, what was measured, ``problems``)."""
+
+    def __init__(self, msg, result):
+        super().__init__(msg)
+        self.result = result
+
+
+def nearest_existing(path):
+    """``path``, or its nearest parent that exists (what a directory not made yet will be on)."""
+    while not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return path
+
+
+def version_problem(image, image_major, data_pg_version):
+    """Why the image cannot open the data directory, or None when its major version is the directory's."""
+    if image_major == data_pg_version.strip():
+        return None
+    return (
+        "the compose files run %s (PostgreSQL %s) but the data directory was made by PostgreSQL %s: "
+        "it would not start after the old server stops. Upgrade with pg_upgrade or a dump and "
+        "restore, not with an update" % (image, image_major, data_pg_version)
+    )
+
+
+def space_problem(free_bytes, db_size_bytes, space_factor, where):
+    """Why a backup of ``db_size_bytes`` does not fit in ``free_bytes`` at ``where``, or None."""
+    needed = int(db_size_bytes * space_factor)
+    if free_bytes >= needed:
+        return None
+    return (
+        "only %d MiB free in %s for a backup of a %d MiB database (need %d MiB): free space "
+        "first; datasafe never deletes backups to make room"
+        % (free_bytes >> 20, where, db_size_bytes >> 20, needed >> 20)
+    )
+
+
+def preflight_task(run, p):
+    """What the db_preflight module does with its options ``p``: the image the compose files (as
+    they are on disk now) give the database service must run the data directory's PostgreSQL major
+    version, and with ``backup_dir`` the free space there must hold ``space_factor`` times the
+    database. Only reads. Returns the module's result; raises :class:`PreflightFailed`."""
+    env = {k: str(v) for k, v in p["compose_env"].items()}  # only the compose variables, added to the rest
+    base = compose.compose_argv(p["project"], p["compose_files"], p["compose_dir"])
+    result = dict(
+        changed=False,
+        compose_argv=base,
+        compose_files=compose.effective_files(p["project"], p["compose_files"], p["compose_dir"]),
+    )
+    try:
+        result["image"] = compose.service_image(run, base, p["db_service"], env)
+        result["image_pg_major"] = compose.image_pg_major(run, result["image"])
+    except (RuntimeError, LookupError) as exc:
+        raise PreflightFailed("preflight: %s" % exc, dict(result, problems=[str(exc)])) from exc
+    problems = [version_problem(result["image"], result["image_pg_major"], p["data_pg_version"])]
+    if p["backup_dir"]:
+        try:
+            rows = container.query(
+                run,
+                p["container"],
+                p["database"],
+                p["user"],
+                "SELECT pg_database_size(current_database())",
+                stage="measure the database",
+            )
+        except container.ContainerError as exc:
+            raise PreflightFailed("preflight: %s" % exc, dict(result, problems=[str(exc)])) from exc
+        result["db_size_bytes"] = int(rows[0][0])
+        where = nearest_existing(os.path.expanduser(p["backup_dir"]))
+        stat = os.statvfs(where)
+        result["free_bytes"] = stat.f_bavail * stat.f_frsize
+        problems.append(space_problem(result["free_bytes"], result["db_size_bytes"], p["space_factor"], where))
+    problems = [problem for problem in problems if problem]
+    if problems:
+        raise PreflightFailed("preflight: " + "; ".join(problems), dict(result, problems=problems))
+    return dict(result, problems=[])

@@ -24,9 +24,12 @@ DEFAULT_LOG_PATTERNS = (
 # PostgreSQL's own lines around a start or a stop: a client (a healthcheck, the application)
 # that connects while the server starts, or the sessions a stop or a restore's swap ends. They
 # stay in the quiet database log's last lines long after a healthy restart, so they never count.
+# And autovacuum giving way to a session that wants a lock on its table (PostgreSQL logs it at
+# ERROR level; it is how autovacuum is meant to behave: it runs again later).
 BENIGN_LOG_LINES = (
     r"FATAL:\s+the database system is (starting up|shutting down|not yet accepting connections)",
     r"FATAL:\s+terminating connection due to administrator command",
+    r"ERROR:\s+canceling autovacuum task$",
 )
 COMPARE_TO = ("auto", "backup", "snapshot", "none")
 
@@ -214,3 +217,31 @@ def summary(verdict, snapshot_written, snapshot_path):
     if snapshot_written:
         lines.append("snapshot: these counts are the next verify's reference (%s)" % snapshot_path)
     return lines
+
+
+def task(run, p, check_mode=False):
+    """What the verify_judge module does with its options ``p``: judge the counts against the
+    newest known-good reference and scan the project's logs; with no failure, write the snapshot
+    (not in check mode) unless it already holds these counts. Returns the module's result;
+    raises :class:`VerifyError` or ValueError for bad input."""
+    now_counts = counts.snapshot(p["counts"], "counts")
+    found = references(p["backup_dir"], p["database"], p["snapshot"])
+    logs = project_logs(run, p["project"], p["log_lines"])
+    verdict = judge(
+        now_counts,
+        found,
+        p["compare_to"],
+        p["allow_decrease"],
+        logs,
+        p["log_patterns"] or list(DEFAULT_LOG_PATTERNS),
+        p["log_ignore"],
+    )
+    previous = next((r for r in found if r["source"] == "snapshot"), None)
+    write = not verdict["failures"] and (previous is None or previous["counts"] != now_counts)
+    if write and not check_mode:
+        write_snapshot(
+            p["snapshot"], p["project"], p["database"], now_counts, datetime.datetime.now(datetime.timezone.utc)
+        )
+    return dict(
+        changed=write, logs=logs, snapshot_written=write, summary=summary(verdict, write, p["snapshot"]), **verdict
+    )

@@ -4,9 +4,15 @@
 A module lists what it takes from here under ``extends_documentation_fragment``:
 
 - ``datasafe`` (DOCUMENTATION): the database in its container, C(container) / C(database) / C(user);
-- ``datasafe.breakglass``: the guards' break-glass and deny-rule options (safe_sql, safe_command);
+- ``datasafe.breakglass``: the guards' break-glass and deny-rule options and the verdict their action
+  plugins hand them (safe_sql, safe_command);
 - ``datasafe.offsite``: what every off-site target takes (offsite_copy, offsite_s3);
-- ``datasafe.compose``: the compose project a module starts or stops (stack_start, stack_stop).
+- ``datasafe.compose``: the compose project a module starts or stops (stack_start, stack_stop);
+- ``datasafe.stack``: the compose stack a module reads (db_preflight, continuous_plan);
+- ``datasafe.read_only``: the attributes of a module that only reads (check mode: full, no diff).
+
+The argument specs of ``datasafe`` and ``datasafe.stack`` live once too, in
+``module_utils/datasafe/specs.py`` (``CONNECTION``, ``STACK``).
 
 ansible.cfg's ``doc_fragment_plugins`` points ansible-doc here. A module may repeat an option to
 say what it means there: its own keys (usually just ``description``) win over the fragment's, the
@@ -74,6 +80,14 @@ options:
     description: The JSON-lines change log break-glass uses are appended to.
     type: path
     default: ~/change-log.jsonl
+  _datasafe_verdict:
+    description:
+      - Internal, set only by the module's action plugin, never by a task (the plugin refuses a
+        task that sets it). The guard's verdict reached on the controller, bound by a SHA-256 to
+        the exact SQL or command judged; the module refuses to run anything else under it.
+      - Without it (the action plugin not in use) the module judges on the managed host and
+        refuses, running nothing, when pglast or bashlex is missing there.
+    type: dict
 """
 
     # Layer 4: what goes off-site, how it is encrypted, where it is recorded.
@@ -131,4 +145,62 @@ options:
 notes:
   - The compose variables (project name overrides, ports, image tags) come from the task's
     C(environment), as for M(community.docker.docker_compose_v2).
+"""
+
+    # The compose stack as datasafe reads it (module_utils/datasafe/specs.py STACK).
+    STACK = r"""
+options:
+  compose_dir:
+    description: The application's checkout holding the compose files.
+    type: path
+    required: true
+  compose_files:
+    description: The stack's own compose files, relative to O(compose_dir) or absolute.
+    type: list
+    elements: str
+    required: true
+  project:
+    description: Compose project name.
+    type: str
+    required: true
+  compose_env:
+    description: Environment for C(docker compose) (ports, names, image variables).
+    type: dict
+    default: {}
+  db_service:
+    description: The compose service running PostgreSQL.
+    type: str
+    default: postgres
+"""
+
+    # Which pgBackRest repository a recovery reads (specs.PGBACKREST_REPO).
+    PGBACKREST_REPO = r"""
+options:
+  repo:
+    description:
+      - The repository to recover from. V(1) the local directory O(repo_dir) (mounted read-only);
+        V(2) the off-site one on S3 alone (the server-loss path, the local directory is not even
+        mounted; the throwaway containers get the host network to reach S3).
+    type: int
+    choices: [1, 2]
+    default: 1
+  repo_env:
+    description:
+      - The S3 repository's secrets as PGBACKREST_* variables (C(PGBACKREST_REPO2_S3_KEY),
+        C(PGBACKREST_REPO2_S3_KEY_SECRET), C(PGBACKREST_REPO2_CIPHER_PASS)); they reach the
+        throwaway containers through the environment by name, never argv or a file.
+      - When empty, they are read from the environment of the running live database container
+        (O(container) of continuous_drill, O(live_container) of continuous_recover).
+    type: dict
+    default: {}
+"""
+
+    # A module that only reads: check mode runs it exactly as a real run.
+    READ_ONLY = r"""
+attributes:
+  check_mode:
+    support: full
+    description: It only reads.
+  diff_mode:
+    support: none
 """
