@@ -31,6 +31,7 @@ PG_IMAGE = os.environ.get("DATASAFE_PG_IMAGE", "datasafe/postgres:15-bookworm")
 LMS = os.path.join(REPO, "examples", "lms")
 TEST_LABEL = "io.datasafe.test"
 OWNER_LABEL = TEST_LABEL + ".owner"
+READY_TIMEOUT = 240  # seconds a throwaway server may take to accept connections
 
 
 def process_owner(pid):
@@ -75,14 +76,21 @@ class ThrowawayPostgres:
     user = "lms_user"
     password = "throwaway-test-password"
 
-    def __init__(self):
+    def __init__(self, image=None, command=None, run_args=()):
+        """``image``, ``command`` (the server's argv, default ``postgres`` on 127.0.0.1 without
+        fsync) and ``run_args`` (more ``docker run`` options, e.g. mounts) vary the server: an
+        archiving one runs the pgBackRest image with continuous.server_settings."""
         self.id = uuid.uuid4().hex[:10]
         self.container = "datasafe-test-pg-%s" % self.id
         self.volume = "datasafe-test-%s_postgres_data" % self.id
         self.port = free_port()
         self.run = container.subprocess_runner
+        self.image = image or PG_IMAGE
+        self.command = list(command or ["postgres", "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+        self.run_args = list(run_args)
 
-    def start(self):
+    def start(self, timeout=READY_TIMEOUT):
+        """Start the server and wait up to ``timeout`` seconds for it to accept connections."""
         docker("volume", "create", *throwaway_labels(), self.volume)
         docker(
             "run",
@@ -104,14 +112,14 @@ class ThrowawayPostgres:
             "%s:/var/lib/postgresql/data" % self.volume,
             "-v",
             "%s:/docker-entrypoint-initdb.d:ro" % os.path.join(LMS, "db", "init"),
-            PG_IMAGE,
-            "postgres",
-            "-c",
-            "listen_addresses=127.0.0.1",
-            "-c",
-            "fsync=off",
+            *self.run_args,
+            self.image,
+            *self.command,
         )
-        deadline = time.monotonic() + 60
+        # initdb and the schema take a few seconds on a quiet machine; a loaded one (a whole suite
+        # spread over workers beside other builds) can take minutes: waiting longer costs nothing
+        # when the server is up sooner.
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             ready = docker(
                 "exec",
@@ -130,7 +138,9 @@ class ThrowawayPostgres:
                 return self
             time.sleep(0.3)
         logs = docker("logs", self.container, check=False)
-        raise RuntimeError("throwaway PostgreSQL did not become ready:\n%s%s" % (logs.stdout, logs.stderr))
+        raise RuntimeError(
+            "throwaway PostgreSQL did not become ready in %d s:\n%s%s" % (timeout, logs.stdout, logs.stderr)
+        )
 
     def seed(self, scale=1):
         gen = subprocess.Popen(

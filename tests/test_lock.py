@@ -116,3 +116,17 @@ def test_the_run_lock_module_takes_refuses_and_releases_through_the_engine(tmp_p
     assert run_module("run_lock", path=path, token="b", state="absent")["failed"] and os.path.exists(path)
     assert run_module("run_lock", path=path, token="a", state="absent")["changed"] is True
     assert not os.path.exists(path)
+
+
+def test_a_crontab_edit_waits_for_another_then_names_it(tmp_path, monkeypatch):
+    """lock.crontab_edit: the file the crontab role takes too; a live holder makes an edit wait, then refuse."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    path = tmp_path / ".datasafe-crontab.lock"
+    with lock.crontab_edit("first edit"):
+        assert lock.read(str(path))["purpose"] == "crontab edit: first edit"
+        with pytest.raises(lock.LockHeld, match="crontab edit: first edit holds the lock"):
+            with lock.crontab_edit("second edit", wait=0):
+                pass
+    assert not path.exists()  # released
+    with lock.crontab_edit("check mode", check_mode=True):
+        assert not path.exists()  # a dry run takes nothing

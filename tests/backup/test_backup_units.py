@@ -32,7 +32,8 @@ def test_bad_option_combinations_are_refused_with_a_reason(args, message):
 
 
 def test_option_defaults_are_the_measured_ones():
-    assert backup.check_options("plain", "gzip", None, "auto") == (3, "container")
+    # gzip 1 since issue #24 (CPU per MB of pg_dump's zlib, docs/measurements.md); it was 3
+    assert backup.check_options("plain", "gzip", None, "auto") == (1, "container")
     assert backup.check_options("plain", "zstd", None, "auto") == (3, "host")
 
 
@@ -229,3 +230,56 @@ def test_manifest_write_is_atomic_and_private(tmp_path):
     manifest.write(path, {"a": 1})
     assert oct(os.stat(path).st_mode & 0o777) == "0o600"
     assert os.listdir(tmp_path) == ["x.sql.gz.json"]
+
+
+# The streamed pipeline and verification with real processes (no database): which stage a
+# failure names, and what the in-flight check refuses.
+
+
+def _stream(tmp_path, argvs, stages, verifier=None):
+    fd = os.open(str(tmp_path / "out"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        return backup.stream_to_file(argvs, fd, stages, verifier)
+    finally:
+        os.close(fd)
+
+
+def test_a_killed_compressor_is_named_not_the_dumps_broken_pipe(tmp_path):
+    producer = ["bash", "-c", "yes 'INSERT INTO t VALUES (1);' | head -c 50000000"]
+    compressor = ["bash", "-c", "head -c 1000 >/dev/null; kill -KILL $$"]
+    with pytest.raises(backup.BackupError) as caught:
+        _stream(tmp_path, [producer, compressor], ["pg_dump", "gzip"])
+    assert caught.value.stage == "gzip" and "exit status -9" in str(caught.value)
+
+
+def test_a_producer_that_fails_is_named_when_its_compressor_ends_normally(tmp_path):
+    producer = ["bash", "-c", "printf 'COPY t FROM stdin;\\n'; exit 4"]
+    with pytest.raises(backup.BackupError) as caught:
+        _stream(tmp_path, [producer, ["gzip", "-c", "-1"]], ["pg_dump", "gzip"])
+    assert caught.value.stage == "pg_dump" and "exit status 4" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("script", "problem"),
+    [
+        ("printf 'SELECT 1;\\n%s\\n' \"$1\" | gzip -c | head -c 20", "truncated"),  # cut inside the stream
+        ("printf 'SELECT 1;\\n' | gzip -c", "does not end with"),  # complete gzip, no trailer
+        ("printf 'not gzip at all, not even close to it\\n'", "corrupt"),
+    ],
+)
+def test_the_streamed_check_refuses_what_a_second_pass_would(tmp_path, script, problem):
+    verifier = backup.StreamVerifier("gzip")
+    verifier.start()
+    _stream(tmp_path, [["bash", "-c", script, "dump", backup.TRAILER.decode()]], ["pg_dump"], verifier)
+    with pytest.raises(backup.BackupError, match=problem) as caught:
+        verifier.finish()
+    assert caught.value.stage == "verify"
+
+
+def test_the_streamed_check_accepts_a_complete_multi_member_dump(tmp_path):
+    script = "{ printf 'SELECT 1;\\n' | gzip -c; printf '%s\\n' \"$1\" | gzip -c; }"  # two gzip members
+    verifier = backup.StreamVerifier("gzip")
+    verifier.start()
+    _stream(tmp_path, [["bash", "-c", script, "dump", backup.TRAILER.decode()]], ["pg_dump"], verifier)
+    checks, size = verifier.finish()
+    assert size == len("SELECT 1;\n") + len(backup.TRAILER) + 1 and any("trailer" in c for c in checks)

@@ -21,6 +21,7 @@ import uuid
 
 import pytest
 from ansible.errors import AnsibleFilterError
+from ansible.module_utils.datasafe import lock
 from backup_helpers import REPO, good_backups
 from pgbed import CRITICAL_TABLES
 
@@ -261,7 +262,23 @@ def _install_check_verify_and_back_up(stack):
     assert made[0]["manifest"]["counts"] == stack["pg"].counts()
 
 
+def _a_held_crontab_waits_and_refuses(stack):
+    """Another run editing this user's crontab (its lock held by a live process): the edit waits, then
+    fails naming the holder, and the crontab is as it was (crontab has no locking of its own)."""
+    held = lock.FileLock(os.path.expanduser("~/.datasafe-crontab.lock"), uuid.uuid4().hex, purpose="a test's edit")
+    held.take(wait=300)  # other test runs on this machine may be editing their entries right now
+    try:
+        before = cron_lines(stack)
+        rc, _, out = play(stack, datasafe_schedule_method="cron", datasafe_crontab_lock_wait=2)
+        assert rc != 0 and "a test's edit holds the lock" in out and "pid %d" % os.getpid() in out, out
+        assert cron_lines(stack) == before and cron_entries(stack) == 0
+    finally:
+        held.release()
+
+
 def _switch_refuse_and_remove(stack):
+    _a_held_crontab_waits_and_refuses(stack)
+
     rc, changed, out = play(stack, datasafe_schedule_method="cron")  # systemd -> cron
     assert rc == 0 and changed == 2, out  # the entry written, the units removed
     assert cron_entries(stack) == 1 and unit_files(stack) == []

@@ -11,7 +11,7 @@ import time
 import uuid
 
 import pytest
-from ansible.module_utils.datasafe import container, continuous, runner
+from ansible.module_utils.datasafe import container, continuous, runner, status
 from pgbed import docker, free_port, throwaway_labels
 
 IMAGE = "datasafe/postgres:15-bookworm-pgbackrest"
@@ -63,6 +63,21 @@ def server(tmp_path_factory):
         docker("volume", "rm", name, check=False)
 
 
+def test_status_shows_archiving_working_and_the_newest_full_backup(server):
+    """status.yml's continuous-recovery rows (status.continuous_checks) on the real archiving
+    server, before its repository is filled: archiving green, no full backup red, then green."""
+    db = {"container": server, "database": DB, "user": USER}
+    rows, summary = status.continuous_checks(run, db, STANZA, True, 300, 30 * 3600, time.time())
+    assert [r["state"] for r in rows] == ["ok", "red"], rows
+    assert rows[0]["detail"].startswith("working: last segment ")
+    assert "no good full backup" in rows[1]["detail"] and summary["count"] == 0
+    continuous.pgbackrest(run, server, STANZA, ["backup", "--type=full"], "backup")
+    rows, summary = status.continuous_checks(run, db, STANZA, True, 300, 30 * 3600, time.time())
+    assert [r["state"] for r in rows] == ["ok", "ok"], rows
+    assert rows[1]["detail"].startswith("last full ") and "(1 in the repository)" in rows[1]["detail"]
+    assert summary["full"]["label"].endswith("F")
+
+
 def test_a_full_repository_is_reported_and_postgresql_keeps_running(server):
     arch = continuous.archiver(run, server, DB, USER)
     assert continuous.health(arch, None, STANZA, 300) == []
@@ -94,3 +109,10 @@ def test_a_full_repository_is_reported_and_postgresql_keeps_running(server):
         ["docker", "exec", "--user", "postgres", server, "find", continuous.REPO_MOUNT, "-name", failed + "*"]
     )
     assert rc == 0 and [n for n in listing.split() if not n.endswith(".pgbackrest.tmp")] == []
+
+
+def test_status_shows_the_failing_archive_red(server):
+    db = {"container": server, "database": DB, "user": USER}
+    rows, _ = status.continuous_checks(run, db, STANZA, True, 300, 30 * 3600, time.time())
+    assert rows[0]["name"] == "WAL archiving" and rows[0]["state"] == "red"
+    assert "archiving is FAILING" in rows[0]["detail"]

@@ -171,3 +171,77 @@ def test_restore_point_names_are_safe_and_dated():
     assert name == "datasafe-break-glass--19700101T000000Z"
     with pytest.raises(continuous.ContinuousError, match="restore point name"):
         continuous.create_restore_point(None, "c", "d", "u", "bad name; select")
+
+
+def _backup(label, kind, stop, repo, error=False):
+    return {"label": label, "type": kind, "timestamp": {"stop": stop}, "error": error, "database": {"repo-key": repo}}
+
+
+TWO_REPOS = {
+    "status": {"code": 0, "message": "ok"},
+    "repo": [{"key": 1, "status": {"code": 0, "message": "ok"}}, {"key": 2, "status": {"code": 2, "message": "x"}}],
+    "backup": [
+        _backup("20261201-020000F", "full", 1000, 1),
+        _backup("20261201-020500F", "full", 1100, 2),
+        _backup("20261202-020000F_20261202-020000D", "diff", 2000, 1),
+        _backup("20261202-020500F_20261202-020500D", "diff", 2100, 2, error=True),
+    ],
+}
+
+
+def test_the_summary_is_per_repository_and_its_top_level_is_repository_1():
+    summary = continuous.backups_summary(TWO_REPOS, now=3000)
+    assert sorted(summary["repos"]) == ["1", "2"]
+    assert summary["full"]["label"] == "20261201-020000F" and summary["diff"]["stop"] == 2000
+    two = summary["repos"]["2"]
+    assert two["full"]["label"] == "20261201-020500F" and "diff" not in two  # the failed one is not good
+    assert two["count"] == 2 and summary["count"] == 2
+    # a repository with nothing in it needs a full backup of its own; the other one a differential
+    assert continuous.scheduled_type(summary["repos"]["1"], 7) == "diff"
+    empty = dict(TWO_REPOS, backup=TWO_REPOS["backup"][:1])
+    assert continuous.scheduled_type(continuous.backups_summary(empty, now=3000)["repos"]["2"], 7) == "full"
+
+
+def test_health_names_the_repository_that_lacks_a_backup_or_is_stale():
+    arch = {
+        "archive_mode": "on",
+        "archive_command": continuous.archive_command(STANZA),
+        "failing": False,
+        "last_archived_age_seconds": 10,
+        "ready_segments": 0,
+        "wal_bytes": 0,
+    }
+    summary = continuous.backups_summary(dict(TWO_REPOS, backup=TWO_REPOS["backup"][:1]), now=3000)
+    problems = continuous.health(arch, summary, STANZA, 300)
+    assert problems == [
+        "repository 2 (off-site, S3) holds no good full backup; run playbooks/continuous.yml or the backup job"
+    ]
+    # repository 1's differential backup is 29 h old (fine), repository 2's newest good one 40 h
+    summary = continuous.backups_summary(TWO_REPOS, now=2000 + 29 * 3600)
+    summary["repos"]["2"]["full"]["age_seconds"] = 40 * 3600
+    problems = continuous.health(arch, summary, STANZA, 300, max_full_age=30 * 3600)
+    assert len(problems) == 1 and "in repository 2 (off-site, S3) is 40 h old" in problems[0]
+
+
+def test_a_stanza_missing_in_one_repository_is_created_there():
+    assert continuous.stanza_missing({}) == [1]
+    info = dict(TWO_REPOS, repo=[{"key": 1, "status": {"code": 0}}, {"key": 2, "status": {"code": 1}}])
+    assert continuous.stanza_missing(info) == [2]
+    assert continuous.stanza_missing(TWO_REPOS) == []
+
+
+def test_recovery_refuses_an_environment_that_is_not_pgbackrests_before_creating_anything():
+    calls = []
+    with pytest.raises(continuous.ContinuousError, match="only PGBACKREST_"):
+        continuous.recover(
+            lambda argv, **kw: calls.append(argv) or (0, "", ""),
+            "img", STANZA, "/r", "/c", "n", 1, "u", "d", [], repo=2, repo_env={"PATH": "/x"},
+        )  # fmt: skip
+    assert calls == []
+
+
+def test_the_s3_repository_is_bundled_and_can_name_its_port():
+    conf = continuous.render_conf(
+        STANZA, 5432, "lms_user", 2, repo2={"bucket": "b", "endpoint": "e", "path": "/p", "port": 9443}
+    )
+    assert "repo2-bundle=y" in conf and "repo2-storage-port=9443" in conf

@@ -19,7 +19,7 @@ import time
 import pytest
 from ansible.module_utils.datasafe import container, dbguard, restore
 from harness import run_module
-from pgbed import LMS, ThrowawayPostgres, docker
+from pgbed import LMS, PG_IMAGE, ThrowawayPostgres, docker
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -333,6 +333,46 @@ def test_a_dump_restores_into_a_new_database_with_the_guard_working(guarded, fmt
     assert proc.returncode != 0 and "datasafe guard refused TRUNCATE" in proc.stderr
 
 
+def test_a_restore_drill_of_a_guarded_database_passes(guarded, tmp_path):
+    """The nightly drill restores a guarded database's backup (datasafe's own, roles file included)
+    into a fresh server: the guard's objects load with it and every count matches its manifest."""
+    pg = guarded.pg
+    backup_dir = tmp_path / "backups"
+    backup_dir.mkdir()
+    taken = run_module(
+        "pg_backup",
+        dict(
+            container=pg.container,
+            database=pg.db,
+            user=pg.user,
+            backup_dir=str(backup_dir),
+            tables=sorted(pg.counts()),
+            kind="scheduled",
+            change_log=str(tmp_path / "change-log.txt"),
+            metrics_file=str(tmp_path / "backup.prom"),
+        ),
+    )
+    assert not taken["failed"], taken["msg"]
+    result = run_module(
+        "restore_drill",
+        dict(
+            image=PG_IMAGE,
+            backup_dir=str(backup_dir),
+            database=pg.db,
+            user=pg.user,
+            tables=sorted(taken["counts"]),
+            ready_timeout=300,
+            change_log=str(tmp_path / "change-log.txt"),
+            metrics_file=str(tmp_path / "drill.prom"),
+        ),
+    )
+    assert not result["failed"], result["msg"]
+    assert result["ok"] and result["counts"] == taken["counts"], result
+    assert result["backup"]["path"] == taken["path"] and len(result["removed"]) == 2
+    assert {"lab_import", "lab_app"} <= set(result["roles"]["created"]), result["roles"]
+    assert guarded.check()["enabled"]  # the production side was only read
+
+
 # --- absent, and settings ------------------------------------------------------------------------
 
 
@@ -451,7 +491,8 @@ def test_playbook_installs_in_check_mode_honestly_and_is_idempotent(guarded, tmp
 def test_an_older_guard_is_reported_outdated_not_tampered():
     state = {
         "settings": {"version": "0+0123456789ab"},
-        "functions": {name: "0" * 32 for name in dbguard.EXPECTED_MD5},  # older bodies
+        # older bodies, and one function this version added is not there yet
+        "functions": {name: "0" * 32 for name in dbguard.EXPECTED_MD5 if name != "guard_mass_change_start"},
         "event_triggers": {
             name: {"enabled": "A", "function": "datasafe." + function}
             for name, (_event, function, _when) in dbguard.EVENT_TRIGGERS.items()
@@ -463,3 +504,47 @@ def test_an_older_guard_is_reported_outdated_not_tampered():
     assert "upgrade it with playbooks/dbguard.yml" in verdict["problems"][0]
     assert dbguard.checked_failure(verdict).startswith("the guard inside PostgreSQL is outdated")
     assert dbguard.plan_install(verdict, dbguard.normalize_settings())[0].startswith("upgrade the guard from 0+")
+
+
+def _state_with_table(tree, functions):
+    """A current guard's catalog state with one table whose mass-change triggers call ``functions``."""
+    table = "public.lab_remarks"
+    triggers = {}
+    for name in dbguard.TRIGGERS:
+        wanted = functions if name in dbguard.COUNTED_THROUGH_TREE else dbguard.TRIGGERS[name][0]
+        definitions = dbguard.trigger_definitions(name, table, False)
+        triggers[name] = {
+            "enabled": "A",
+            "function": "datasafe." + wanted,
+            "definition": definitions["datasafe." + wanted],
+        }
+    return {
+        "settings": {"version": dbguard.INSTALLED_VERSION},
+        "functions": dict(dbguard.EXPECTED_MD5),
+        "event_triggers": {
+            name: {"enabled": "A", "function": "datasafe." + function}
+            for name, (_event, function, _when) in dbguard.EVENT_TRIGGERS.items()
+        },
+        "track_counts": "on",
+        "tables": [{"table": table, "schema": "public", "tree": tree, "triggers": triggers}],
+    }
+
+
+def test_a_table_with_children_must_count_through_them():
+    # counters on a table with children would miss its children's rows: reported, and named why
+    verdict = dbguard.judge(_state_with_table(True, "guard_mass_change"))
+    assert verdict["tampered"] and len(verdict["problems"]) == 2, verdict["problems"]
+    assert "which does not count the rows of its child tables" in verdict["problems"][0]
+    assert dbguard.judge(_state_with_table(True, "guard_mass_change_tree"))["enabled"]
+    # a plain table may count either way (one that lost its children keeps the transition table)
+    assert dbguard.judge(_state_with_table(False, "guard_mass_change"))["enabled"]
+    assert dbguard.judge(_state_with_table(False, "guard_mass_change_tree"))["enabled"]
+
+
+def test_track_counts_off_is_a_problem_named_with_its_fix():
+    state = dict(_state_with_table(False, "guard_mass_change"), track_counts="off")
+    verdict = dbguard.judge(state)
+    assert verdict["tampered"] and verdict["problems"] == [
+        "track_counts is off: the guard cannot count the rows a statement changes and refuses every "
+        "DELETE and UPDATE; set track_counts = on (postgresql.conf or ALTER SYSTEM)"
+    ]

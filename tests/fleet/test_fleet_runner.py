@@ -19,7 +19,7 @@ from datasafe_fleet import FleetError, run_fleet
 
 pytestmark = pytest.mark.slow
 
-CRON_TASK = "datasafe_schedule : Nightly backup job (cron)"
+CRON_TASK = "datasafe : Write or remove the crontab entry"  # roles/datasafe/tasks/crontab.yml
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import subprocess
 import pytest
 from fleetbed import BARE_PYTHON, REPO, SEEDED
 
+HERE = os.path.dirname(os.path.abspath(__file__))
 pytestmark = pytest.mark.slow
 
 
@@ -40,12 +41,28 @@ def test_every_site_is_a_separate_ssh_destination_with_a_bare_python(fleet):
         assert connection[2:4] == ["127.0.0.1", str(port)], proc.stdout
 
 
-def test_a_guard_module_on_a_bare_host_fails_closed_naming_what_is_missing(fleet):
-    """safe_command needs its parsers on the site; without them it refuses and runs nothing."""
+def test_the_guards_judge_on_the_controller_and_run_on_a_bare_site(fleet):
+    """safe_sql and safe_command refuse a destructive migration and run an ordinary one on a bare site."""
+    run = fleet.playbook(os.path.join(HERE, "guard_modules.yml"), limit="site1")
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert fleet.counts("site1") == SEEDED  # the refused DELETE took no row
+    phones = subprocess.run(
+        ["docker", "exec", fleet.sites["site1"]["datasafe_db_container"], "psql", "-X", "-At", "-U", "lms_user"]
+        + ["-d", "lms_slncity", "-c", "SELECT phone FROM patients WHERE id IN (1, 2) ORDER BY id"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert phones == ["555-0101", "555-0102"]
+
+
+def test_a_guard_module_without_its_action_plugin_fails_closed_on_a_bare_site(fleet):
+    """Run on the site without the controller's verdict, safe_command refuses, names what is missing, runs nothing."""
     marker = os.path.join(fleet.root, "guarded-command-ran")
     cmd = [fleet.bin("ansible"), "-i", fleet.inventory, "site1", "-m", "safe_command", "-a"]
     cmd.append(json.dumps({"argv": ["touch", marker]}))
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=fleet.env(), cwd=REPO)
+    env = dict(fleet.env(), ANSIBLE_ACTION_PLUGINS=os.path.join(fleet.root, "no-action-plugins"))
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env, cwd=REPO)
     assert proc.returncode != 0
     assert "bashlex" in proc.stdout and BARE_PYTHON in proc.stdout, proc.stdout
     assert not os.path.exists(marker)

@@ -4,7 +4,7 @@ import shutil
 import subprocess
 
 import pytest
-from offsite_helpers import Moto, ThrowawayPostgres, make_backup
+from offsite_helpers import Moto, Sshd, ThrowawayPostgres, make_backup
 
 
 @pytest.fixture(scope="session")
@@ -54,3 +54,13 @@ def age_identity(tmp_path):
         line.split(": ", 1)[1] for line in (proc.stderr + proc.stdout).splitlines() if line.startswith("Public key: ")
     ][0]
     return str(identity), recipient
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    """A real sshd on a loopback port for one test module (``port``, ``ssh_args``, ``known_hosts`` ...)."""
+    server = Sshd(tmp_path_factory.mktemp("sshd")).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import time
 import uuid
@@ -137,3 +138,81 @@ class Moto:
         name = "dstest-%s" % uuid.uuid4().hex[:12]
         self.client().create_bucket(Bucket=name)
         return name
+
+
+# --------------------------------------------------------------------------- an sshd on loopback
+
+SSHD = "/usr/sbin/sshd"
+
+
+def keygen(path):
+    """A throwaway ed25519 key at ``path`` (a pathlib.Path); its public line, split."""
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    return (path.parent / (path.name + ".pub")).read_text().split()
+
+
+class Sshd:
+    """A real sshd on a free 127.0.0.1 port with throwaway host and client keys (root logs in by key).
+
+    ``ssh_args`` reach it with the host key checked strictly against a known_hosts written here.
+    """
+
+    def __init__(self, home):
+        self.home = home
+        self.port = free_port()
+        self.client_key = home / "client_ed25519"
+        self.known_hosts = home / "known_hosts"
+        self.proc = None
+        self.ssh_args = [
+            "-p",
+            str(self.port),
+            "-i",
+            str(self.client_key),
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "UserKnownHostsFile=%s" % self.known_hosts,
+        ]
+
+    def start(self):
+        home = self.home
+        host_key_type, host_key, _ = keygen(home / "host_ed25519")
+        keygen(self.client_key)
+        (home / "authorized_keys").write_text((home / "client_ed25519.pub").read_text())
+        config = home / "sshd_config"
+        config.write_text(
+            "\n".join(
+                [
+                    "Port %d" % self.port,
+                    "ListenAddress 127.0.0.1",
+                    "HostKey %s" % (home / "host_ed25519"),
+                    "AuthorizedKeysFile %s" % (home / "authorized_keys"),
+                    "PubkeyAuthentication yes",
+                    "PasswordAuthentication no",
+                    "KbdInteractiveAuthentication no",
+                    "PermitRootLogin prohibit-password",
+                    "UsePAM no",
+                    "StrictModes no",
+                    "PidFile %s" % (home / "sshd.pid"),
+                    "",
+                ]
+            )
+        )
+        self.known_hosts.write_text("[127.0.0.1]:%d %s %s\n" % (self.port, host_key_type, host_key))
+        os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege-separation directory
+        self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.proc.kill()
+                    raise RuntimeError("sshd did not start: %s" % self.proc.stderr.read()) from None
+                time.sleep(0.1)
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)

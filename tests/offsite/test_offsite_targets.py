@@ -12,7 +12,7 @@ import os
 import subprocess
 
 import pytest
-from ansible.module_utils.datasafe import offsite
+from ansible.module_utils.datasafe import fetch, offsite
 from harness import run_module as run
 from offsite_helpers import FAKE_AWS, Moto, local_hashes, sha256_of
 from pgbed import flip_byte
@@ -420,3 +420,106 @@ def test_metrics_label_escaping_round_trips(tmp_path):
     odd = 'backup@nas:/srv/"lms"\\x/'
     offsite.write_metrics(path, odd, True, 0.0, copied=1)
     assert offsite.read_metrics(path)[odd]["datasafe_offsite_last_run_copied_backups"] == 1
+
+
+# --------------------------------------------------------------------------- the way back: offsite_fetch
+
+NEWER, OLDER = "lms_backup_20261123_020000.sql.gz", "lms_backup_20261122_020000.sql.gz"
+
+
+def fetch_args(nas, **extra):
+    return dict(dict(type="dir", path=str(nas), database="lms_slncity"), **extra)
+
+
+def test_fetch_lists_a_directory_target_and_fetches_the_newest_verified(backup_dir, tmp_path):
+    nas, dest = tmp_path / "nas", tmp_path / "restored"
+    nas.mkdir()
+    before = local_hashes(backup_dir)
+    assert not run("offsite_copy", dir_args(nas, backup_dir))["failed"]
+
+    listed = run("offsite_fetch", fetch_args(nas))
+    assert not listed["failed"] and listed["changed"] is False and "chosen" not in listed
+    assert [b["file"] for b in listed["backups"]] == [NEWER, OLDER]
+    assert all(b["complete"] and not b["encrypted"] and "manifest" not in b for b in listed["backups"])
+
+    planned = run("offsite_fetch", fetch_args(nas, state="fetched", dest=str(dest)), check_mode=True)
+    assert not planned["failed"], planned["msg"]
+    assert planned["changed"] is True and planned["chosen"]["file"] == NEWER and "path" not in planned
+    assert not dest.exists(), "check mode downloads nothing"
+
+    fetched = run("offsite_fetch", fetch_args(nas, state="fetched", dest=str(dest)))
+    assert not fetched["failed"], fetched["msg"]
+    assert fetched["changed"] is True and fetched["path"] == str(dest / NEWER)
+    assert sha256_of(dest / NEWER) == before[NEWER] and fetched["manifest"]["sha256"] == before[NEWER]
+    assert fetched["manifest"]["fetched_from"]["target"] == listed["target"]
+    assert fetched["msg"] == "fetched %s from %s, verified: %s" % (
+        NEWER,
+        listed["target"],
+        "; ".join(fetched["checks"]),
+    )
+    assert sorted(os.listdir(dest)) == [NEWER, NEWER + ".json"]
+
+    again = run("offsite_fetch", fetch_args(nas, state="fetched", dest=str(dest)))
+    assert not again["failed"] and again["changed"] is False and again["path"] == fetched["path"]
+    assert local_hashes(backup_dir) == before
+
+
+def test_fetch_refuses_a_tampered_copy_before_anything_is_placed(backup_dir, tmp_path):
+    nas, dest = tmp_path / "nas", tmp_path / "restored"
+    nas.mkdir()
+    assert not run("offsite_copy", dir_args(nas, backup_dir))["failed"]
+    flip_byte(nas / NEWER, 100)
+    result = run("offsite_fetch", fetch_args(nas, state="fetched", dest=str(dest)))
+    assert result["failed"] and result["stage"] == "verify download" and result["chosen"]["file"] == NEWER
+    assert result["msg"].startswith("offsite_fetch: verify download: %s at %s is " % (NEWER, result["target"]))
+    assert os.listdir(dest) == [], "nothing placed, no temporary left"
+    missing = run("offsite_fetch", fetch_args(nas, state="fetched", dest=str(dest), backup="lms_backup_x.sql.gz"))
+    assert missing["failed"] and missing["stage"] == "choose backup" and len(missing["backups"]) == 2
+    assert missing["msg"] == (
+        "offsite_fetch: choose backup: the target holds no backup named lms_backup_x.sql.gz "
+        "(list them with datasafe_recover_server_mode=list)"
+    )
+
+
+def test_fetch_decrypts_with_the_identity_and_names_what_is_missing(backup_dir, tmp_path, age_identity):
+    identity, recipient = age_identity
+    nas, dest = tmp_path / "nas", tmp_path / "restored"
+    nas.mkdir()
+    before = local_hashes(backup_dir)
+    assert not run("offsite_copy", dir_args(nas, backup_dir, encrypt=True, age_recipients=[recipient]))["failed"]
+    args = fetch_args(nas, state="fetched", dest=str(dest), backup=OLDER)
+
+    no_key = run("offsite_fetch", args)
+    assert no_key["failed"] and no_key["stage"] == "decrypt" and no_key["chosen"]["encrypted"] is True
+    assert no_key["msg"] == (
+        "offsite_fetch: decrypt: %s.age is age-encrypted: age_identity must name the identity file" % OLDER
+    )
+    assert not dest.exists()
+
+    def no_age(name):
+        raise ValueError('Failed to find required executable "%s" in paths: /nowhere' % name)
+
+    with pytest.raises(offsite.Failed) as failed:
+        fetch.task(dict(args, age_identity=identity), lambda: offsite.DirectoryTarget(str(nas)), which=no_age)
+    assert str(failed.value) == 'Failed to find required executable "age" in paths: /nowhere'
+    assert failed.value.result == {} and not dest.exists()
+
+    fetched = run("offsite_fetch", dict(args, age_identity=identity))
+    assert not fetched["failed"], fetched["msg"]
+    assert "decrypted with age" in fetched["checks"] and sha256_of(dest / OLDER) == before[OLDER]
+
+
+def test_fetch_from_s3_and_its_refusal_of_an_insecure_endpoint(backup_dir, moto, tmp_path):
+    bucket = moto.bucket()
+    before = local_hashes(backup_dir)
+    assert not run("offsite_s3", s3_args(moto, bucket, backup_dir=backup_dir))["failed"]
+    s3 = s3_args(moto, bucket, type="s3", database="lms_slncity")
+    fetched = run("offsite_fetch", dict(s3, state="fetched", dest=str(tmp_path / "restored")))
+    assert not fetched["failed"], fetched["msg"]
+    assert fetched["target"] == "s3://%s/lms/host-1/" % bucket
+    assert [b["file"] for b in fetched["backups"]] == [NEWER, OLDER]
+    assert sha256_of(tmp_path / "restored" / NEWER) == before[NEWER]
+
+    refused = run("offsite_fetch", dict(s3, endpoint_url="http://backup.example.org:9000"))
+    assert refused["failed"] and refused["msg"].startswith("offsite_fetch: ") and "loopback" in refused["msg"]
+    assert "stage" not in refused and "backups" not in refused

@@ -42,10 +42,17 @@ def test_error_lines_are_found_unless_ignored():
             'ERROR:  relation "x" does not exist',
             "FATAL:  the end",
             "FATAL:  the database system is starting up",
+            "2026-12-02 07:10:30.870 UTC [316] ERROR:  canceling autovacuum task",
+            '2026-12-02 07:10:30.870 UTC [316] CONTEXT:  automatic vacuum of table "lms.public.test_results"',
+            "ERROR:  canceling autovacuum task because of a user's request, and more",
         ],
     }
     found = verification.scan_logs(logs, verification.DEFAULT_LOG_PATTERNS, ["the end"])
-    assert [(f["container"], f["line"][:8]) for f in found] == [("app", "127.0.0."), ("pg", "ERROR:  ")]
+    assert [(f["container"], f["line"][:14]) for f in found] == [
+        ("app", "127.0.0.1 - - "),
+        ("pg", "ERROR:  relati"),
+        ("pg", "ERROR:  cancel"),  # only autovacuum's own line, whole, is benign
+    ]
     with pytest.raises(verification.VerifyError, match="not a valid regular expression"):
         verification.scan_logs(logs, ["("], [])
 

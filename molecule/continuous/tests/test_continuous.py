@@ -11,6 +11,7 @@ import stat
 import subprocess
 import threading
 import time
+import urllib.request
 
 import pytest
 
@@ -24,6 +25,8 @@ ENV = dict(
     DATASAFE_TEST_SLOT="14",
     DATASAFE_PG_IMAGE="datasafe/postgres:15-bookworm-pgbackrest",
     DATASAFE_OVERRIDE_DIR="/var/tmp/datasafe-molecule/continuous/compose",
+    DATASAFE_TEST_ARCHIVE_TIMEOUT="10",
+    DATASAFE_TEST_HEALTH_RETRIES="300",
     ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
     MOLECULE_SCENARIO_NAME="continuous",
 )
@@ -146,7 +149,7 @@ def test_the_database_runs_the_derived_image_with_wal_archiving(stack):
     assert image.startswith("datasafe-continuous/dstest-continuous-db:")
     assert psql(stack, "SHOW archive_mode") == "on"
     assert psql(stack, "SHOW archive_command") == "pgbackrest --stanza=dstest-continuous archive-push %p"
-    assert psql(stack, "SHOW archive_timeout") == "1min"
+    assert psql(stack, "SHOW archive_timeout") == "%ss" % ENV["DATASAFE_TEST_ARCHIVE_TIMEOUT"]
     # the user's compose files were never edited: the checkout is clean
     status = subprocess.run(
         ["git", "-C", stack["datasafe_compose_dir"], "status", "--porcelain"], capture_output=True, text=True
@@ -207,10 +210,7 @@ def test_compose_calls_made_with_docker_compose_v2_get_the_override_too(stack):
         os.path.join(stack["datasafe_compose_dir"], "docker-compose.prod.yml"),
         os.path.join(ENV["DATASAFE_OVERRIDE_DIR"], "dstest-continuous.continuous.yml"),
     ]
-    # the restore's plan (no confirmation) reads them in its preflight and changes nothing
-    proc = playbook("restore.yml")
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    assert psql(stack, "SHOW archive_mode") == "on"
+    # (a real restore keeping archiving on: the break-glass test brings a recovery into the live stack)
 
 
 # --- recovery to a moment --------------------------------------------------------------------
@@ -239,25 +239,6 @@ def test_recovery_to_a_time_has_every_row_committed_before_it_and_none_after(sta
     assert "rows live now" in proc.stdout and "rows recovered" in proc.stdout
     # the operator removes the throwaway server with the playbook; only it and its volume go
     remove_recovered(name)
-
-
-def test_recovery_to_a_named_restore_point_stops_just_before_the_change(stack, recovered):
-    first = insert(stack, "before the restore point")
-    rc, point = module(
-        "restore_point",
-        container=stack["datasafe_db_container"],
-        database=stack["datasafe_db_name"],
-        user=stack["datasafe_db_user"],
-        action="test-change",
-    )
-    assert rc == 0 and point["changed"] and point["name"].startswith("datasafe-test-change-"), point
-    second = insert(stack, "after the restore point")
-    archive_now(stack)
-
-    proc, name = recovered("name", datasafe_recover_target_kind="name", datasafe_recover_target=point["name"])
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    ids = [int(i) for i in psql(stack, "SELECT id FROM continuous_probe", cont=name).split()]
-    assert first in ids and second not in ids
 
 
 def test_a_target_in_the_future_is_refused_and_creates_nothing(stack):
@@ -325,6 +306,44 @@ def test_a_failing_archive_command_is_reported_while_postgresql_keeps_running(st
     finally:
         for path, aside in hidden:
             os.rename(aside, path)
+    archive_now(stack, timeout=180)
+    rc, result = status(stack)
+    assert rc == 0 and result["problems"] == [], result
+
+
+def test_a_rollout_whose_archiving_fails_is_rolled_back_through_the_safe_update(stack):
+    """A changed override (archive_timeout 20 s) rolled out while archive-push cannot write: the
+    safe update restarts the stack on it, archiving then fails pgbackrest check, and the rollout
+    is undone through a second safe update: the previous override is back in effect, every row kept."""
+    override = os.path.join(ENV["DATASAFE_OVERRIDE_DIR"], "dstest-continuous.continuous.yml")
+    with open(override) as handle:
+        previous = handle.read()
+    probe = psql(stack, "SELECT count(*) FROM continuous_probe")
+    archive_now(stack)  # nothing waits to be archived: the update's preflight finds archiving healthy
+    # the directory new segments go to is made read-only: archive-push fails from the next segment
+    # on, while the repository still reads as healthy (info, backups) for the preflight
+    wal_root = next(os.path.join(stanza_dir(stack), d) for d in os.listdir(stanza_dir(stack)) if d[:2].isdigit())
+    segments_dir = os.path.join(wal_root, sorted(d for d in os.listdir(wal_root) if len(d) == 16)[-1])
+    mode = stat.S_IMODE(os.stat(segments_dir).st_mode)
+    os.chmod(segments_dir, 0o500)
+    try:
+        proc = playbook("continuous.yml", datasafe_continuous_archive_timeout=20)
+        assert proc.returncode != 0, proc.stdout[-3000:]
+        assert (
+            "ENABLING CONTINUOUS RECOVERY FAILED" in proc.stdout and "restored to its previous content" in proc.stdout
+        )
+        # the server was restarted on the new override, then back onto the previous one
+        with open(stack["datasafe_change_log"]) as handle:
+            log = handle.read()
+        assert "rolled back by a second safe update" in log
+        assert psql(stack, "SHOW archive_timeout") == "%ss" % ENV["DATASAFE_TEST_ARCHIVE_TIMEOUT"]
+        with open(override) as handle:
+            assert handle.read() == previous
+        assert counts(stack) == SEEDED and psql(stack, "SELECT count(*) FROM continuous_probe") == probe
+        with urllib.request.urlopen(stack["datasafe_health_url"], timeout=10) as resp:  # noqa: S310 (loopback)
+            assert resp.status == 200
+    finally:
+        os.chmod(segments_dir, mode)
     archive_now(stack, timeout=180)
     rc, result = status(stack)
     assert rc == 0 and result["problems"] == [], result
@@ -412,7 +431,7 @@ def test_the_restore_drill_recovers_a_fresh_heartbeat_within_the_rpo(stack):
     assert left == ""
 
 
-def test_a_break_glass_statement_gets_a_restore_point_first_and_recovery_to_it_has_the_rows(stack, recovered):
+def test_a_break_glass_statement_gets_a_restore_point_and_recovery_to_it_goes_into_the_live_stack(stack, recovered):
     before = int(psql(stack, "SELECT count(*) FROM continuous_probe"))
     assert before > 0
     rc, result = module(
@@ -433,9 +452,34 @@ def test_a_break_glass_statement_gets_a_restore_point_first_and_recovery_to_it_h
     assert point.startswith("datasafe-break-glass-")
     assert psql(stack, "SELECT count(*) FROM continuous_probe") == "0"
     archive_now(stack)
-    proc, name = recovered("breakglass", datasafe_recover_target_kind="name", datasafe_recover_target=point)
+    # recovered to the restore point AND brought into the live stack (beside and swap): the rows
+    # the break-glass statement deleted are live again, the current database is kept
+    db = stack["datasafe_db_name"]
+    proc, name = recovered(
+        "breakglass",
+        datasafe_recover_target_kind="name",
+        datasafe_recover_target=point,
+        datasafe_recover_into_live=True,
+        datasafe_restore_confirm=db,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert int(psql(stack, "SELECT count(*) FROM continuous_probe", cont=name)) == before
+    assert int(psql(stack, "SELECT count(*) FROM continuous_probe")) == before
+    assert counts(stack) == SEEDED
+    kept = psql(stack, "SELECT datname FROM pg_database WHERE datname LIKE '%s_before_restore_%%'" % db).split()
+    assert len(kept) == 1, kept
+    assert psql(dict(stack, datasafe_db_name=kept[0]), "SELECT count(*) FROM continuous_probe") == "0"
+    # a verified safety backup of the database it replaced came first, with a restore point
+    with open(os.path.splitext(stack["datasafe_change_log"])[0] + ".jsonl") as handle:
+        entries = [json.loads(line) for line in handle if line.strip()]
+    restored = [e for e in entries if e.get("action") == "restore" and e.get("outcome") == "completed"][-1]
+    assert os.path.basename(restored["safety_backup"]).startswith("BEFORE_RESTORE_"), restored
+    assert restored["restore_point"].startswith("datasafe-restore-"), restored
+    backups = os.listdir(stack["datasafe_backup_dir"])
+    assert [f for f in backups if f.startswith("recovered") and f.endswith(".json")], backups
+    assert [f for f in backups if f.startswith("BEFORE_RESTORE_") and f.endswith(".json")], backups
+    # the restore restarted the stack with datasafe's override: archiving is still on
+    assert psql(stack, "SHOW archive_mode") == "on"
 
 
 def archived_segments(stack):
@@ -447,7 +491,12 @@ def archived_segments(stack):
 
 
 def test_a_corrupt_wal_segment_is_found_and_fails_the_backup_run(stack):
-    segment = archived_segments(stack)[-1]
+    # a segment this test knows is archived (a loaded run once found none left by the earlier tests)
+    insert(stack, "in the segment that gets corrupted")
+    name = archive_now(stack)
+    found = [p for p in archived_segments(stack) if os.path.basename(p).startswith(name)]
+    assert found, (name, sorted(os.path.basename(p) for p in archived_segments(stack)))
+    segment = found[0]
     size = os.path.getsize(segment)
     with open(segment, "r+b") as handle:
         handle.seek(size // 2)

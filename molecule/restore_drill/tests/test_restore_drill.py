@@ -63,5 +63,7 @@ def test_cron_entry_runs_the_drill_at_0230(host, stack):
     lines = crontab.splitlines()
     assert marker in lines
     job = lines[lines.index(marker) + 1]
-    assert job.startswith("30 2 * * * cd ")
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    assert job.startswith("30 2 * * * cd %s && " % repo)
+    assert host.file(os.path.join(repo, "playbooks", "restore_drill.yml")).exists
     assert "/usr/bin/flock -n " in job and "playbooks/restore_drill.yml" in job and "/ansible-playbook " in job

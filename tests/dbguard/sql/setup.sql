@@ -15,3 +15,9 @@ INSERT INTO app_scratch VALUES (1), (2), (3);
 CREATE ROLE lab_app LOGIN;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO lab_app;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO lab_app;
+-- A table with an inheritance child: one row of its own, 1,500 in the child. A statement on the
+-- parent changes the child's rows too; the guard must count them (through a transition table).
+CREATE TABLE lab_remarks (id int, note text);
+CREATE TABLE lab_remarks_2025 () INHERITS (lab_remarks);
+INSERT INTO lab_remarks VALUES (1, 'own row');
+INSERT INTO lab_remarks_2025 SELECT g, 'archived note' FROM generate_series(2, 1501) g;
