@@ -20,8 +20,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 MOLECULE_SCENARIOS ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
-.PHONY: help setup venv testbed demo main-job test lint pytest molecule bench bench-db bench-backup bench-update \
-	bench-restore bench-dbguard bench-rpo dbguard lock clean-testbed
+.PHONY: help setup venv testbed demo main-job test lint pytest run-pytest molecule run-molecule bench bench-db bench-backup \
+	bench-update bench-restore bench-dbguard bench-rpo bench-undo bench-recover dbguard lock clean-testbed
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -56,7 +56,8 @@ demo: setup ## bring up the demo stack, seed it if empty, pin its volume, instal
 main-job:
 	@ansible-playbook -i $(DEMO_INVENTORY) testbed/demo_guard.yml playbooks/safe_update.yml
 
-test: setup lint pytest molecule ## the whole suite
+test: setup lint ## the whole suite: lint, then pytest (over workers) beside every molecule scenario
+	@bash testbed/run-suite.sh
 
 lint: venv ## yamllint, ansible-lint (production profile + datasafe rules), ruff
 	yamllint --strict .
@@ -64,16 +65,29 @@ lint: venv ## yamllint, ansible-lint (production profile + datasafe rules), ruff
 	ruff check .
 	ruff format --check .
 
-pytest: setup ## unit, corpus and integration tests (real containers)
-	pytest
+# Files (or packages sharing one bed) are spread over PYTEST_WORKERS processes: see tests/conftest.py.
+PYTEST_WORKERS ?= 3
+# Per-test times (setup, call and teardown) for the suite's summary: testbed/suite_summary.py.
+PYTEST_JUNIT ?= /tmp/datasafe-pytest-junit.xml
+
+pytest: setup ## unit, corpus and integration tests (real containers), over PYTEST_WORKERS workers
+	@$(MAKE) run-pytest
+
+run-pytest:  # pytest itself, without setup (testbed/run-suite.sh runs it beside run-molecule)
+	pytest -n $(PYTEST_WORKERS) --dist loadgroup --junitxml=$(PYTEST_JUNIT)
 
 molecule: setup ## every molecule scenario against throwaway stacks (shared base: .config/molecule/config.yml)
-	@for s in $(MOLECULE_SCENARIOS); do \
-	  echo "== molecule test -s $$s"; \
-	  flock /var/tmp/datasafe-molecule-$$s.lock molecule --base-config $(CURDIR)/.config/molecule/config.yml test -s $$s || exit 1; \
-	done
+	@$(MAKE) run-molecule
 
-bench: bench-backup bench-update bench-restore bench-dbguard bench-rpo ## every benchmark (ratios against the manual protocol)
+# molecule's scenarios run in two lanes side by side (testbed/run-molecule.sh): these in the first,
+# every other one (a new scenario too) in the second; the two take about as long as each other.
+MOLECULE_LANE_1 ?= update backup default
+
+run-molecule:  # the scenarios themselves, without setup; every one runs, the failed ones are named at the end
+	@bash testbed/run-molecule.sh $(CURDIR)/.config/molecule/config.yml \
+	  "$(filter $(MOLECULE_LANE_1),$(MOLECULE_SCENARIOS))" "$(filter-out $(MOLECULE_LANE_1),$(MOLECULE_SCENARIOS))"
+
+bench: bench-backup bench-update bench-restore bench-dbguard bench-rpo bench-undo bench-recover ## every benchmark (ratios against the manual protocol)
 
 bench-db: setup ## build (or reuse) the ~1 GB benchmark database
 	@bash bench/benchdb.sh
@@ -96,6 +110,12 @@ dbguard: setup ## install (or repair) the guard inside PostgreSQL on the demo st
 
 bench-rpo: setup ## seconds of commits continuous recovery loses when server and volume are destroyed
 	@bash bench/bench_rpo.sh
+
+bench-recover: bench-db ## recover.yml to latest against restore.yml from the last logical backup, on the ~1 GB database
+	@bash bench/bench_recover.sh
+
+bench-undo: setup ## a wrong DELETE while writes go on: undo.yml's engine against restoring the last backup
+	@bash bench/bench_undo.sh
 
 lock: venv ## re-pin requirements.txt from requirements.in
 	$(BIN)/python -m pip install --quiet -r requirements.in

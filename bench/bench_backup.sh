@@ -8,7 +8,9 @@
 #
 # datasafe runs first, so it pays for any cold cache. The last line reads
 #   backup ratio R (datasafe A s / manual B s)
-# Target: R <= 0.5. A benchmark never fails on the number; it fails only if a step fails.
+# Above it: every round's ratio with the load average at its end, and the spread (min, median,
+# max) of the ratios and of each side's times (bench/spread.py).
+# Target: R <= 0.40. A benchmark never fails on the number; it fails only if a step fails.
 set -o errexit -o nounset -o pipefail
 bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$bench_dir")
@@ -25,8 +27,9 @@ trap '[[ -n "${BENCH_KEEP:-}" ]] || rm -rf "$work"' EXIT
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 
-extra=$(printf '{"datasafe_db_container": "%s", "datasafe_compose_dir": "%s", "datasafe_backup_dir": "%s", "datasafe_change_log": "%s", "datasafe_backup_label": "benchmark"}' \
-  "$LMS_DB_CONTAINER" "$BENCH_COMPOSE_DIR" "$work/datasafe" "$work/change-log.txt")
+# The bench's stack described in full (the default inventory describes none; see inventory/hosts.yml).
+extra=$(printf '{"datasafe_db_container": "%s", "datasafe_compose_dir": "%s", "datasafe_compose_project": "%s", "datasafe_db_name": "lms_slncity", "datasafe_db_user": "lms_user", "datasafe_critical_tables": ["users", "patients", "visits", "test_results", "invoices"], "datasafe_backup_dir": "%s", "datasafe_change_log": "%s", "datasafe_backup_label": "benchmark"}' \
+  "$LMS_DB_CONTAINER" "$BENCH_COMPOSE_DIR" "$COMPOSE_PROJECT_NAME" "$work/datasafe" "$work/change-log.txt")
 rounds=${BENCH_ROUNDS:-3}
 # Whichever runs first reads a cold page cache. An untimed warm-up dump, then rounds that
 # alternate the order, and the median of each side, keep the comparison about the commands.
@@ -47,20 +50,22 @@ median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 
 
 echo "bench-backup: datasafe: ansible-playbook playbooks/backup.yml on $LMS_DB_CONTAINER" >&2
 echo "bench-backup: manual: docker exec $LMS_DB_CONTAINER pg_dump -U lms_user lms_slncity > file.sql && gzip file.sql" >&2
-ours=() theirs=()
+ours=() theirs=() loads=()
 for ((i = 1; i <= rounds; i++)); do
   if ((i % 2)); then
     ours+=("$(timed run_datasafe)"); theirs+=("$(timed run_manual)")
   else
     theirs+=("$(timed run_manual)"); ours+=("$(timed run_datasafe)")
   fi
-  echo "bench-backup: round $i: datasafe ${ours[-1]} s, manual ${theirs[-1]} s" >&2
+  loads+=("$(cut -d' ' -f1 /proc/loadavg)")
+  echo "bench-backup: round $i: datasafe ${ours[-1]} s, manual ${theirs[-1]} s, load ${loads[-1]}" >&2
 done
 
 ds_file=$(ls "$work/datasafe"/lms_backup_*.sql.gz | tail -n 1)
 ds_size=$(stat -c %s "$ds_file")
 manual_size=$(stat -c %s "$work/manual/file.sql.gz")
 a=$(median "${ours[@]}") b=$(median "${theirs[@]}")
+python "$bench_dir/spread.py" "${ours[*]}" "${theirs[*]}" "${loads[*]}"
 echo "datasafe backup: $(basename "$ds_file") $((ds_size / 1000000)) MB, verified, manifest + same-snapshot counts, median $a s of $rounds"
 echo "manual backup:   file.sql.gz $((manual_size / 1000000)) MB, unverified, median $b s of $rounds"
 awk -v a="$a" -v b="$b" 'BEGIN { printf "backup ratio %.2f (datasafe %.1f s / manual %.1f s)\n", a / b, a, b }'

@@ -9,7 +9,8 @@ One throwaway git-backed stack (the demo app, scale 1), the same kind of change 
 
 Downtime is the time GET /health does not answer 200, as seen by a prober polling every
 50 ms on loopback from the moment the run starts until the new release answers. Prints one
-line per run and, last, ``update ratio R (datasafe A s / manual B s downtime)``: medians of
+line per run, every round's ratio and the spread (bench/spread.py) and, last,
+``update ratio R (datasafe A s / manual B s downtime)``: medians of
 BENCH_UPDATE_ROUNDS (default 5) alternating rounds, on a quiet machine: the test bed's other
 stacks (the demo, the benchmark database) are stopped for the measurement and started again
 afterwards (BENCH_UPDATE_QUIET=0 leaves them running).
@@ -26,6 +27,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import phases  # noqa: E402
+import spread  # noqa: E402
 from quiet import QuietMachine  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -167,7 +169,7 @@ def main():
     rounds = int(os.environ.get("BENCH_UPDATE_ROUNDS", "5"))
     if rounds < 1:
         sys.exit("bench_update: BENCH_UPDATE_ROUNDS must be 1 or more")
-    manual, ours = [], []
+    manual, ours, loads = [], [], []
     with QuietMachine(os.environ.get("BENCH_UPDATE_QUIET", "1") != "0", say=lambda line: print(line, flush=True)):
         run(["ansible-playbook", "-i", INVENTORY, os.path.join(REPO, "molecule", "resources", "create.yml")])
         try:
@@ -180,6 +182,8 @@ def main():
                     push_release(version)
                     down, total = (manual_update if side == "manual" else datasafe_update)(version)
                     (manual if side == "manual" else ours).append(down)
+                    if side == order[1]:
+                        loads.append(spread.loadavg())
                     print(
                         "round %d %-8s downtime %6.2f s (whole procedure %6.1f s)" % (number + 1, side, down, total),
                         flush=True,
@@ -191,6 +195,8 @@ def main():
                 capture_output=True,
                 check=False,
             )
+    for line in spread.lines(ours, manual, loads, digits=2):
+        print(line)
     ours_down, manual_down = statistics.median(ours), statistics.median(manual)
     print(
         "update ratio %.2f (datasafe %.2f s / manual %.2f s downtime)"

@@ -7,11 +7,13 @@ itself, so both measure the same data), each ``pgbench -b tpcb-like -c 2 -T BENC
 (default 15) inside the container. Ratio of the medians, guarded / unguarded (target >= 0.95).
 
 Bulk: a 50,000-row DELETE from a copy of pgbench_accounts, unguarded and guarded under
-``SET LOCAL datasafe.break_glass`` (the guard captures, counts and audits), each in a
+``SET LOCAL datasafe.break_glass`` (the guard counts the rows and audits), each in a
 transaction that is rolled back, alternating, BENCH_DBGUARD_BULK_ROUNDS (default 5) times; ratio
 of the medians (target <= 1.5). The DELETE statement is in bench/dbguard_bulk_delete.sql.
 
-The last line is ``dbguard tps ratio R``.
+Every round is printed as it ends, with the load average; then, per series, every figure and its
+min / median / max, the bulk ratio, the TPS medians and the load average at the end. The last
+line is ``dbguard tps ratio R``.
 """
 
 import os
@@ -69,10 +71,32 @@ def bulk_seconds(pg, break_glass):
     return float(match.group(1)) / 1000
 
 
+def spread(name, values, unit, fmt):
+    """One summary line: every round's figure, then min / median / max."""
+    return "%s (%s, %d rounds): %s; min %s, median %s, max %s" % (
+        name,
+        unit,
+        len(values),
+        " ".join(fmt % v for v in values),
+        fmt % min(values),
+        fmt % statistics.median(values),
+        fmt % max(values),
+    )
+
+
+def paired(guarded, plain):
+    return [g / p for g, p in zip(guarded, plain)]
+
+
+def load():
+    return "load average %.2f %.2f %.2f" % os.getloadavg()
+
+
 def main():
     pg = ThrowawayPostgres()
     try:
-        pg.start()
+        print("start: %s (%d cpus)" % (load(), os.cpu_count() or 0), flush=True)
+        pg.start(timeout=600)  # initdb on a busy machine can take minutes
         pgbench(pg, "-i", "-q", "-s", "10")
         pg.psql(
             "CREATE TABLE bulk_accounts AS SELECT * FROM pgbench_accounts WHERE aid <= 100000;"
@@ -83,27 +107,35 @@ def main():
             for on, into in ((False, plain), (True, guarded)) if i % 2 == 0 else ((True, guarded), (False, plain)):
                 guard(pg, on)
                 into.append(tps(pg))
-                print("round %d %s: %.1f tps" % (i + 1, "guarded" if on else "unguarded", into[-1]), flush=True)
+                what = "guarded" if on else "unguarded"
+                print("round %d %s: %.1f tps (%s)" % (i + 1, what, into[-1], load()), flush=True)
         bulk_plain, bulk_guarded = [], []
         for i in range(BULK_ROUNDS):
             for on in (False, True) if i % 2 == 0 else (True, False):
                 guard(pg, on)
-                (bulk_guarded if on else bulk_plain).append(bulk_seconds(pg, on))
-                print(
-                    "bulk %d %s: %.3f s"
-                    % (i + 1, "guarded+break-glass" if on else "unguarded", (bulk_guarded if on else bulk_plain)[-1]),
-                    flush=True,
-                )
+                into = bulk_guarded if on else bulk_plain
+                into.append(bulk_seconds(pg, on))
+                what = "guarded+break-glass" if on else "unguarded"
+                print("bulk %d %s: %.3f s (%s)" % (i + 1, what, into[-1], load()), flush=True)
+        print(spread("tps unguarded", plain, "tps", "%.1f"))
+        print(spread("tps guarded", guarded, "tps", "%.1f"))
+        print(spread("bulk delete unguarded", bulk_plain, "s", "%.3f"))
+        print(spread("bulk delete guarded+break-glass", bulk_guarded, "s", "%.3f"))
+        # Each round's two runs are next to each other in time, so they share the machine's load:
+        # the median of the per-round ratios is the figure least moved by a busy machine.
+        print(spread("tps ratio per round (guarded/unguarded)", paired(guarded, plain), "ratio", "%.3f"))
+        print(spread("bulk ratio per round (guarded/unguarded)", paired(bulk_guarded, bulk_plain), "ratio", "%.2f"))
         bulk_ratio = statistics.median(bulk_guarded) / statistics.median(bulk_plain)
         print(
-            "dbguard bulk delete ratio %.2f (guarded %.3f s / unguarded %.3f s, 50000 rows, medians of %d)"
-            % (bulk_ratio, statistics.median(bulk_guarded), statistics.median(bulk_plain), BULK_ROUNDS)
+            "dbguard bulk delete ratio %.2f (guarded %.3f s / unguarded %.3f s, 50000 rows, medians of %d; "
+            "target <= 1.5)" % (bulk_ratio, statistics.median(bulk_guarded), statistics.median(bulk_plain), BULK_ROUNDS)
         )
         ratio = statistics.median(guarded) / statistics.median(plain)
         print(
-            "dbguard tps medians: guarded %.1f, unguarded %.1f (%d rounds of %d s, pgbench tpcb-like -c 2)"
-            % (statistics.median(guarded), statistics.median(plain), ROUNDS, SECONDS)
+            "dbguard tps medians: guarded %.1f, unguarded %.1f (%d rounds of %d s, pgbench tpcb-like -c 2; "
+            "target >= 0.95)" % (statistics.median(guarded), statistics.median(plain), ROUNDS, SECONDS)
         )
+        print("end: %s" % load())
         print("dbguard tps ratio %.3f" % ratio)
     finally:
         pg.remove()

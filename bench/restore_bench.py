@@ -45,7 +45,9 @@ import datasafe_path  # noqa: E402,F401
 from ansible.module_utils.datasafe import container, manifest, ready, restore  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchbed  # noqa: E402
 import phases  # noqa: E402
+import spread  # noqa: E402
 from quiet import QuietMachine  # noqa: E402
 
 BIN = os.path.join(REPO, ".venv", "bin")
@@ -60,7 +62,7 @@ ENV = {
     "LMS_BACKEND_IMAGE": "lms-backend:dsbench",
 }
 HEALTH = "http://127.0.0.1:%d/health" % BACKEND_PORT
-TABLES = ["users", "patients", "visits", "test_results", "invoices"]
+TABLES = benchbed.TABLES
 run = container.subprocess_runner
 
 
@@ -125,11 +127,7 @@ def answering():
 
 
 def wait_for(check, what, timeout=300):
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise SystemExit("bench-restore: %s did not come up within %ss" % (what, timeout))
-        time.sleep(0.5)
+    benchbed.wait_for(check, what, timeout, "bench-restore")
 
 
 def remove_own_stack():
@@ -149,36 +147,10 @@ def main():
     if rounds < 1:
         raise SystemExit("bench-restore: DATASAFE_BENCH_RESTORE_ROUNDS must be 1 or more")
     work = tempfile.mkdtemp(prefix="datasafe-bench-restore-", dir="/var/tmp")
-    common = {
-        "datasafe_compose_dir": os.path.join(REPO, "examples", "lms"),
-        "datasafe_backup_dir": work + "/backups",
-        "datasafe_change_log": work + "/change-log.txt",
-        "datasafe_backup_prune": False,
-        "datasafe_backup_metrics_file": "",
-        "datasafe_restore_lock_path": work + "/restore.lock",
-    }
-    bench_vars, own_vars = work + "/dsbench.json", work + "/dsrestore.json"
-    with open(bench_vars, "w") as out:
-        json.dump(
-            dict(
-                common,
-                datasafe_compose_project="dsbench",
-                datasafe_db_container="dsbench-pg",
-                datasafe_compose_env={"COMPOSE_PROJECT_NAME": "dsbench", "LMS_DB_CONTAINER": "dsbench-pg"},
-            ),
-            out,
-        )
-    with open(own_vars, "w") as out:
-        json.dump(
-            dict(
-                common,
-                datasafe_compose_project=PROJECT,
-                datasafe_db_container=DB_CONTAINER,
-                datasafe_compose_env=ENV,
-                datasafe_health_url=HEALTH,
-            ),
-            out,
-        )
+    bench_vars = benchbed.write_dsbench_vars(work + "/dsbench.json", work)
+    own_vars = benchbed.write_vars(
+        work + "/dsrestore.json", work, PROJECT, DB_CONTAINER, ENV, datasafe_health_url=HEALTH
+    )
     try:
         say("backing up the benchmark database (dsbench, only read)")
         playbook("backup.yml", bench_vars)
@@ -187,7 +159,7 @@ def main():
         say("backup %s, %s" % (row["file"], row["size_human"]))
         with QuietMachine(os.environ.get("DATASAFE_BENCH_RESTORE_QUIET", "1") != "0", say=say):
             seed(row)
-            ours, returned, manual = [], [], []
+            ours, returned, manual, loads = [], [], [], []
             for number in range(rounds):
                 order = ("datasafe", "manual") if number % 2 == 0 else ("manual", "datasafe")
                 for side in order:
@@ -197,6 +169,7 @@ def main():
                         returned.append(command)
                     else:
                         manual.append(manual_round(number + 1, row))
+                loads.append(spread.loadavg())
     finally:
         remove_own_stack()
         shutil.rmtree(work, ignore_errors=True)
@@ -217,6 +190,8 @@ def main():
         "to the command's return: ratio %.2f (datasafe %.1f s / manual %.1f s)"
         % (returned_median / manual_median, returned_median, manual_median)
     )
+    for line in spread.lines(ours, manual, loads):
+        print(line, flush=True)
     print(
         "restore ratio %.2f (datasafe %.1f s / manual %.1f s)"
         % (ours_median / manual_median, ours_median, manual_median)
@@ -272,10 +247,7 @@ def datasafe_round(number, own_vars, row, work):
     playbook(
         "restore.yml",
         own_vars,
-        "-e",
-        "datasafe_restore_confirm=lms_slncity",
-        "-e",
-        "datasafe_restore_backup=%s" % row["path"],
+        *benchbed.restore_args(row["path"]),
         log=log,
     )
     elapsed = time.monotonic() - t0

@@ -14,7 +14,6 @@ Last line: ``rpo seconds S (protocol: up to 86400)``: the protocol's only recove
 
 import os
 import random
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,9 @@ sys.path.insert(0, os.path.join(REPO, "module_utils"))
 
 import datasafe_path  # noqa: E402,F401
 import pgbed  # noqa: E402  (free_port, throwaway labels)
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchbed  # noqa: E402
 from ansible.module_utils.datasafe import container, continuous, runner  # noqa: E402
 
 IMAGE = os.environ.get("DATASAFE_PGBACKREST_IMAGE", "datasafe/postgres:15-bookworm-pgbackrest")
@@ -43,35 +45,7 @@ def main():
     root = tempfile.mkdtemp(prefix="datasafe-bench-rpo.", dir="/var/tmp")
     labels = pgbed.throwaway_labels()
     try:
-        repo, conf = os.path.join(root, "repo"), os.path.join(root, "conf")
-        os.makedirs(conf)
-        os.makedirs(repo, mode=0o700)
-        uid, gid = continuous.image_postgres_ids(run, IMAGE)
-        os.chown(repo, uid, gid)
-        port = pgbed.free_port()
-        with open(os.path.join(conf, continuous.CONF_NAME), "w") as handle:
-            handle.write(continuous.render_conf(STANZA, port, USER, 1))
-        command = continuous.with_settings(
-            ["postgres", "-c", "listen_addresses=127.0.0.1"], continuous.server_settings(STANZA)
-        )
-        subprocess.run(["docker", "volume", "create", *labels, live], check=True, capture_output=True)
-        subprocess.run(
-            ["docker", "run", "-d", "--name", live, "--network", "host", *labels]
-            + ["-e", "PGPORT=%d" % port, "-e", "POSTGRES_USER=" + USER, "-e", "POSTGRES_DB=" + DB]
-            + ["-e", "POSTGRES_PASSWORD=bench-only"]
-            + ["--mount", "type=volume,source=%s,target=/var/lib/postgresql/data" % live]
-            + ["--mount", "type=bind,source=%s,target=%s" % (repo, continuous.REPO_MOUNT)]
-            + ["--mount", "type=bind,source=%s,target=%s,readonly" % (conf, continuous.CONF_MOUNT)]
-            + [IMAGE]
-            + command,
-            check=True,
-            capture_output=True,
-        )
-        deadline = time.monotonic() + 180
-        while run(["docker", "exec", live, "pg_isready", "-q", "-h", "127.0.0.1", "-U", USER, "-d", DB])[0] != 0:
-            if time.monotonic() > deadline:
-                raise SystemExit("bench-rpo: the server did not start")
-            time.sleep(0.5)
+        port, repo, conf = benchbed.archiving_server(live, root, IMAGE, USER, DB, STANZA, labels, timeout=180)
         container.query(run, live, DB, USER, "CREATE TABLE rpo_probe (id bigint PRIMARY KEY, acked double precision);")
         continuous.pgbackrest(run, live, STANZA, ["stanza-create"], "stanza-create")
         continuous.pgbackrest(run, live, STANZA, ["backup", "--type=full"], "backup")
@@ -131,16 +105,8 @@ def main():
         )
         print("rpo seconds %.1f (protocol: up to 86400)" % max(rpo, 0.0))
     finally:
-        for name in (live, recovered):
-            subprocess.run(["docker", "rm", "--force", name], capture_output=True)
-            subprocess.run(["docker", "volume", "rm", name], capture_output=True)
-        # the repository's files belong to the image's postgres user; remove them from inside
-        subprocess.run(
-            ["docker", "run", "--rm", "--network", "none", "--user", "0", "--entrypoint", "rm"]
-            + ["--mount", "type=bind,source=%s,target=/mnt/root" % root, IMAGE, "-rf", "/mnt/root/repo"],
-            capture_output=True,
-        )
-        shutil.rmtree(root, ignore_errors=True)
+        benchbed.remove_server(live, recovered)
+        benchbed.remove_as_root(IMAGE, root, "repo")
 
 
 if __name__ == "__main__":

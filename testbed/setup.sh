@@ -70,9 +70,10 @@ ensure_images() {
 
 ensure_tools() {
   # age encrypts off-site copies; rsync is an off-site target; git drives the safe update;
-  # crontab installs the nightly jobs (package cron); curl is what operators and tests probe with.
+  # crontab installs the nightly jobs (package cron); curl is what operators and tests probe with;
+  # chromium renders status.yml's HTML report headless in its tests (tests/operator/test_status_report.py).
   local missing=() tool package
-  for tool in age:age rsync:rsync git:git curl:curl crontab:cron; do
+  for tool in age:age rsync:rsync git:git curl:curl crontab:cron chromium:chromium; do
     package=${tool#*:} tool=${tool%%:*}
     command -v "$tool" >/dev/null || missing+=("$package")
   done
@@ -116,4 +117,5 @@ ensure_compose
 ensure_images
 reserve_test_ports
 "$here/wheelhouse.sh"
+"$here/site-wheels.sh"
 say "test bed ready"
