@@ -15,6 +15,9 @@ import re
 import sys
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+# The fact roles/datasafe_status sets: its HTML report's path on the host (and the controller's
+# copy, "local"), its verdict and failures; it becomes the host's "status_report" in the report.
+STATUS_REPORT_FACT = "datasafe_status_report_file"
 RESULT_EVENTS = {
     "runner_on_ok": "ok",
     "runner_on_failed": "failed",
@@ -92,6 +95,9 @@ class FleetReport:
             host["ok"] += 1
         if outcome in ("ok", "failed") and result.get("changed"):
             host["changed"].append(task)
+        shown = (result.get("ansible_facts") or {}).get(STATUS_REPORT_FACT) if outcome == "ok" else None
+        if isinstance(shown, dict):  # playbooks/status.yml wrote its HTML report on this host
+            host["status_report"] = shown
         if outcome in ("failed", "unreachable") and not ignored:
             host["failed"].append({"task": task, "why": _why(result)})
             host["unreachable"] = host["unreachable"] or outcome == "unreachable"
@@ -134,6 +140,8 @@ class FleetReport:
                 "rescued": rescued.get(name, 0),
                 "why": host["failed"][-1]["why"] if result in ("failed", "unreachable") and host["failed"] else None,
             }
+            if "status_report" in host:
+                report[name]["status_report"] = host["status_report"]
         return report
 
 
@@ -176,6 +184,12 @@ def run_fleet(
     started = datetime.datetime.now(datetime.timezone.utc)
     ident = ident or "%s-%s" % (started.strftime("%Y%m%dT%H%M%S%fZ"), os.path.splitext(os.path.basename(playbook))[0])
     folder = FleetReport(stream=stream)
+    extravars = dict(extravars or {})
+    if os.path.basename(playbook) == "status.yml":  # each host's HTML report, copied beside the run
+        extravars.setdefault(
+            "datasafe_status_report_fetch_dir",
+            os.path.join(os.path.abspath(artifacts), "artifacts", ident, "status-reports"),
+        )
     envvars = {
         "ANSIBLE_CONFIG": os.environ.get("ANSIBLE_CONFIG") or os.path.join(REPO, "ansible.cfg"),
         "ANSIBLE_FORCE_COLOR": "0",
@@ -189,7 +203,7 @@ def run_fleet(
         playbook=playbook,
         inventory=inventories,
         limit=limit,
-        extravars=extravars or {},
+        extravars=extravars,
         cmdline="--check" if check else None,
         envvars=envvars,
         ident=ident,
