@@ -169,7 +169,8 @@ def start(stack, check_mode=False, **overrides):
         services=["backend"],
         dependencies=False,
         wait_url=stack["url"],
-        wait_timeout=60,
+        # generous: the backend took over 60 s to answer in a CI run beside the rest of the suite
+        wait_timeout=300,
     )
     args.update(overrides)
     old = os.environ.copy()
@@ -287,7 +288,7 @@ def start_backend_and_verify(stack, **verify):
 
 
 def test_verify_checks_the_started_stack_in_the_same_run(stack):
-    result = start_backend_and_verify(stack, db_service="postgres", wait_healthy=60)
+    result = start_backend_and_verify(stack, db_service="postgres", wait_healthy=300)
     assert not result["failed"], result["msg"]
     checked = result["stack"]
     assert checked["problems"] == []

@@ -49,7 +49,7 @@ def wait_for(condition, what, timeout=PHASE_TIMEOUT, proc=None):
             return
         if proc is not None and proc.poll() is not None:
             raise AssertionError("the run ended (rc %s) before %s" % (proc.returncode, what))
-        time.sleep(0.05)
+        time.sleep(0.1)  # some predicates ask docker: a faster poll only adds load
     raise AssertionError("timed out waiting for %s" % what)
 
 

@@ -264,7 +264,7 @@ def test_restore_beside_waits_for_a_server_that_is_not_up_yet(pg, tmp_path):
             "lms_slncity_restore_20261123_101500",
             good,
             CRITICAL_TABLES,
-            ready_timeout=60,
+            ready_timeout=300,
         )
     finally:
         starter.join()
@@ -280,7 +280,7 @@ def test_restore_beside_waits_for_a_server_that_is_not_up_yet(pg, tmp_path):
         "lms_slncity_restore_20261123_101600",
         good,
         CRITICAL_TABLES,
-        ready_timeout=60,
+        ready_timeout=300,
     )
     assert probes and not any(probes)
 
