@@ -42,8 +42,9 @@ DEFAULT_STALE_AFTER = 21600
 # roles/datasafe/tasks/crontab.yml takes the same file through the run_lock module (crontab_user).
 CRONTAB_LOCK = "~%s/.datasafe-crontab.lock"
 
-# The run that finishes an interrupted run's phase, where only one kind of run can: a rollback
-# puts the previous code and images back, which only the safe update knows how to do.
+# The run a refusal names (run_lock's refuse_phases) for an interrupted run's phase: a rollback puts
+# the previous code and images back, which the safe update does (and the restore, which finishes
+# the same code and images: roles/datasafe/tasks/finish_rollback.yml, so it refuses no phase).
 FINISHED_BY = {"rollback": "the safe update (playbooks/safe_update.yml)"}
 
 
@@ -183,7 +184,8 @@ def describe_interrupted(holder, path):
             "may still be the new, failed revision: the next safe_update finishes the rollback (the code back "
             "at that revision, every image name back at the image that ran before) and brings the stack up, "
             "verified (every critical table counted against the counts recorded before the update); "
-            "a restore does not finish it" % (facts.get("revision_before") or "?")[:12]
+            "a restore finishes the code and images the same way, then restores"
+            % (facts.get("revision_before") or "?")[:12]
         )
     elif phase == "down":
         line += (

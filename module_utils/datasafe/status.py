@@ -92,7 +92,7 @@ def lock_check(lock_path, stale_after, now_epoch):
     if alive is False:
         who = (
             "the next safe_update takes it over, finishes the rollback and brings the stack back up"
-            " (a restore refuses to start until then)"
+            " (a restore takes it over too: it finishes the rollback's code and images, then restores)"
             if holder.get("phase") == "rollback"
             else "the next safe_update or restore takes it over, says what it left and brings the stack back up"
         )

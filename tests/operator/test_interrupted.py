@@ -7,8 +7,8 @@ written, after it (restore point, "About to", pull, build), during ``down``, bet
 ``up``, with the database started alone, with the application started but not yet verified,
 inside the rollback of a release that failed after ``down`` (the lock's phase ``rollback``), and
 after the verified ``up`` (the change log's "completed", the release). In between, status names
-the interrupted run, its phase, what state the stack is in and what to do (and a restore refuses
-to start over an interrupted rollback, leaving the lock as it is). The next run finds the lock of
+the interrupted run, its phase, what state the stack is in and what to do. The next run (a safe
+update; for the rollback also a restore, in a case of its own) finds the lock of
 a run whose process is gone, takes it over (keeping the record, writing the change log), finishes
 an interrupted rollback (the code back at the revision before the update, every image name back
 at the image that ran before), brings a stack left down back up the verified way (database
@@ -225,11 +225,14 @@ UPDATE_PHASES = {
     # rescue rolls back, and is killed as soon as the lock says rollback, before or after its
     # git reset (either way the checkout and images must be put back by the next run).
     "rollback": (signal.SIGKILL, _rolling_back, ("-e", "datasafe_update_wait_timeout=30"), "rollback"),
+    # The same, and the next run is a restore: it finishes the rollback's code and images the same
+    # way, then restores (the newest verified backup: the killed update's own pre-change backup).
+    "rollback-restore": (signal.SIGKILL, _rolling_back, ("-e", "datasafe_update_wait_timeout=30"), "rollback"),
     # The lock says up: the new version is verified; the change log and the release remain.
     "finish": (signal.SIGKILL, lambda seen: seen["held"].get("phase") == "up", (), "up"),
 }
 # The cases that push a release to the stack's origin first.
-RELEASES = {"rollback": BROKEN_RELEASE}
+RELEASES = {"rollback": BROKEN_RELEASE, "rollback-restore": BROKEN_RELEASE}
 
 
 def kill_update_at(lms, inventory, sig, reached, extra, log_path):
@@ -304,20 +307,17 @@ def killed_and_recovered(lms, inventory, tmp_path, phase, release):
         else "the stack was verified up"
     ) in said, said[-3000:]
     assert (
-        "the next safe_update takes it over, finishes the rollback and brings the stack back up (a restore refuses"
+        "the next safe_update takes it over, finishes the rollback and brings the stack back up (a restore takes it "
+        "over too: it finishes the rollback's code and images, then restores)"
         if recorded == "rollback"
         else "the next safe_update or restore takes it over"
     ) in said
 
+    if phase == "rollback-restore":
+        restored_by_the_next_restore(lms, inventory, tmp_path, left, before)
+        return
     recovery = ["-e", "datasafe_update_build=false"]
     if recorded == "rollback":
-        # a restore cannot finish a rollback: it refuses, naming the fix, and leaves the lock as it is
-        proc = play(inventory, "restore.yml", "-e", "datasafe_restore_confirm=lms_slncity")
-        (tmp_path / "restore-refused.log").write_text(proc.stdout)
-        assert proc.returncode != 0
-        refused = " ".join(proc.stdout.split())
-        assert "at phase rollback" in refused and "cannot finish it: run the safe update" in refused, refused[-3000:]
-        assert lock.read(lock_path(lms, inventory)) == left
         # this update only finishes the rollback: the broken release is not pulled again
         recovery += ["-e", "datasafe_update_pull=false"]
 
@@ -345,3 +345,30 @@ def killed_and_recovered(lms, inventory, tmp_path, phase, release):
             lms.project,
             before,
         ) in " ".join(changelog.split())
+
+
+def restored_by_the_next_restore(lms, inventory, tmp_path, left, before):
+    """The run after an update killed inside its rollback is a restore: it takes the lock over,
+    finishes the rollback's code and images (the checkout back at the revision before the update),
+    restores the newest verified backup and brings the previous version up with every row."""
+    proc = play(inventory, "restore.yml", "-e", "datasafe_restore_confirm=lms_slncity")
+    (tmp_path / "recovery.log").write_text(proc.stdout)
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    said = " ".join(proc.stdout.split())
+    assert "an interrupted run was found: safe_update of %s" % lms.project in said
+    assert "it stopped inside the rollback of a failed update: the rollback of the code is finished now" in said
+    assert git(lms.app, "rev-parse", "HEAD") == before  # the old release: it was a failed update
+    assert lms.counts() == lms.seeded  # not a row lost
+    assert lms.running() == sorted([lms.backend, lms.db]) and health(lms) == 200
+    assert lock.read(lock_path(lms, inventory)) is None  # released at the end of the restore
+    assert json.loads(open(lock_path(lms, inventory) + ".interrupted").read())["pid"] == left["pid"]
+    changelog = " ".join(open(os.path.join(home_of(inventory), "change-log.txt")).read().split())
+    assert "Released the lock of an interrupted run (its process is gone)" in changelog
+    assert (
+        "finished the interrupted rollback of a failed update of %s: the code is back at %s"
+        % (
+            lms.project,
+            before,
+        )
+        in changelog
+    )

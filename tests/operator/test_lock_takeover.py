@@ -94,8 +94,9 @@ def test_an_interrupted_run_is_described_with_the_state_its_phase_left(tmp_path,
 
 
 def test_an_interrupted_rollback_is_left_to_the_safe_update_by_a_run_that_refuses_it(tmp_path):
-    """A restore (refuse_phases rollback) neither takes over nor moves an interrupted rollback's
-    lock; it names the run that finishes it. Another phase is taken over as before."""
+    """A run that cannot finish a phase (refuse_phases; here a run named "restore", as the restore
+    was before it learned to finish a rollback's code and images) neither takes over nor moves the
+    interrupted run's lock; it names the run that finishes it. Another phase is taken over as before."""
     path = str(tmp_path / "lms.lock")
     ended = subprocess.Popen(["true"])
     held = record_of(ended, phase="rollback", facts={"revision_before": "abc", "counts_before": {"users": 3}})
