@@ -53,6 +53,29 @@ def wait_for(condition, what, timeout=PHASE_TIMEOUT, proc=None):
     raise AssertionError("timed out waiting for %s" % what)
 
 
+def kill_playbook_at(inventory, args, sig, condition, what, log_path):
+    """Run ``ansible-playbook`` with ``args`` (the playbook, then its options) in a process group of
+    its own, as an operator's session would, and kill the whole group with ``sig`` once
+    ``condition()`` holds; its output goes to ``log_path``."""
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            playbook_argv(inventory, *args),
+            env=playbook_env(home_of(inventory)),
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_for(condition, what, proc=proc)
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout=120)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
 def health(lms):
     with urllib.request.urlopen(lms.url, timeout=10) as response:  # noqa: S310  (loopback URL built here)
         return response.status
@@ -69,28 +92,16 @@ def health(lms):
 )
 def test_an_update_killed_at_down_is_brought_back_up_verified_by_the_next_run(lms, inventory, tmp_path, sig, moment):
     path = lock_path(lms, inventory)
-    log = open(tmp_path / "killed-run.log", "w")  # noqa: SIM115  (closed below)
-    proc = subprocess.Popen(
-        playbook_argv(inventory, "safe_update.yml"),
-        env=playbook_env(home_of(inventory)),
-        cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+
+    def reached():
+        if (lock.read(path) or {}).get("phase") != "down":
+            return False  # docker is asked only once the lock says down
+        running = lms.running()
+        return len(running) < 2 if moment == "during down" else running == []
+
+    kill_playbook_at(
+        inventory, ["safe_update.yml"], sig, reached, "the phase 'down', " + moment, tmp_path / "killed-run.log"
     )
-    try:
-        wait_for(lambda: (lock.read(path) or {}).get("phase") == "down", "the phase 'down'", proc=proc)
-        if moment == "during down":
-            wait_for(lambda: len(lms.running()) < 2, "the first container to stop", proc=proc)
-        else:
-            wait_for(lambda: lms.running() == [], "every container stopped", proc=proc)
-        os.killpg(proc.pid, sig)
-        proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
     left = lock.read(path)
     assert left and left["phase"] == "down" and lock.owner_alive(left) is False, left
     assert len(lms.running()) < 2  # the interrupted run left the stack (partly) down
@@ -237,30 +248,14 @@ RELEASES = {"rollback": BROKEN_RELEASE, "rollback-restore": BROKEN_RELEASE}
 
 def kill_update_at(lms, inventory, sig, reached, extra, log_path):
     """Start a safe update, kill its process group with ``sig`` once ``reached(seen)``; returns the lock left."""
-    path, home = lock_path(lms, inventory), home_of(inventory)
-    seen = {"lms": lms, "home": home}
+    path = lock_path(lms, inventory)
+    seen = {"lms": lms, "home": home_of(inventory)}
 
     def at_phase():
         seen["held"] = lock.read(path) or {}
         return reached(seen)
 
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            playbook_argv(inventory, "safe_update.yml", *extra),
-            env=playbook_env(home),
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            wait_for(at_phase, "the phase to kill at", proc=proc)
-            os.killpg(proc.pid, sig)
-            proc.wait(timeout=120)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+    kill_playbook_at(inventory, ["safe_update.yml", *extra], sig, at_phase, "the phase to kill at", log_path)
     left = lock.read(path)
     assert left and lock.owner_alive(left) is False, left
     return left

@@ -11,12 +11,11 @@ change log), brings the stack back up the verified way, and no row is lost.
 import json
 import os
 import signal
-import subprocess
 
 import pytest
 from ansible.module_utils.datasafe import backup, lock
-from opbed import REPO, home_of, play, playbook_argv, playbook_env
-from test_interrupted import health, lock_path, wait_for
+from opbed import home_of, play
+from test_interrupted import health, kill_playbook_at, lock_path
 
 CONFIRM = ("-e", "datasafe_restore_confirm=lms_slncity")
 
@@ -39,23 +38,7 @@ def inventory(lms, tmp_path_factory):
 def kill_restore(lms, inventory, sig, reached, what, log_path):
     """Start a confirmed restore, kill its process group with ``sig`` once ``reached(lock)``."""
     path = lock_path(lms, inventory)
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            playbook_argv(inventory, "restore.yml", *CONFIRM),
-            env=playbook_env(home_of(inventory)),
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            wait_for(lambda: reached(lock.read(path) or {}), what, proc=proc)
-            os.killpg(proc.pid, sig)
-            proc.wait(timeout=120)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+    kill_playbook_at(inventory, ["restore.yml", *CONFIRM], sig, lambda: reached(lock.read(path) or {}), what, log_path)
     left = lock.read(path)
     assert left and left["phase"] == "down" and lock.owner_alive(left) is False, left
     assert left["facts"]["restore"] is True
@@ -214,23 +197,8 @@ def test_a_restore_killed_at_any_phase_is_told_by_status_and_recovered(lms, inve
         seen["held"] = lock.read(path) or {}
         return reached(seen)
 
-    with open(tmp_path / "killed-restore.log", "w") as log:
-        proc = subprocess.Popen(
-            playbook_argv(inventory, "restore.yml", *CONFIRM),
-            env=playbook_env(home),
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            wait_for(at_phase, "the phase %s" % phase, proc=proc)
-            os.killpg(proc.pid, sig)
-            proc.wait(timeout=120)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+    args = ["restore.yml", *CONFIRM]
+    kill_playbook_at(inventory, args, sig, at_phase, "the phase %s" % phase, tmp_path / "killed-restore.log")
     left = lock.read(path)
     assert left and lock.owner_alive(left) is False, left
     assert left.get("phase") == {"beside-load": None, "finish": "up"}.get(phase, "down"), left
