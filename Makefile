@@ -11,6 +11,7 @@ MAKEFLAGS += --no-print-directory
 PYTHON ?= python3.11
 VENV := $(CURDIR)/.venv
 STAMP := $(VENV)/.installed
+ANSIBALLZ_HOOK := $(VENV)/.ansiballz-cache-hook
 BIN := $(VENV)/bin
 
 export PATH := $(BIN):$(PATH)
@@ -26,7 +27,7 @@ MOLECULE_SCENARIOS ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard mol
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-venv: $(STAMP) ## the pinned Python environment in .venv
+venv: $(STAMP) $(ANSIBALLZ_HOOK) ## the pinned Python environment in .venv
 
 $(STAMP): requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "setup: $(PYTHON) is missing; install Python 3.11 or run 'make PYTHON=/path/to/python3.11'" >&2; exit 1; }
@@ -35,6 +36,13 @@ $(STAMP): requirements.txt
 	@$(BIN)/python -m pip install --quiet -r requirements.txt 2> >(grep -v '^WARNING: Location' >&2)
 	@touch $@
 	@echo "setup: python environment ready in .venv"
+
+# The venv's Python keeps the compiled code of Ansible's module payloads between tasks
+# (pyhooks/datasafe_ansiballz_cache.py: half a task's CPU; DATASAFE_ANSIBALLZ_CACHE=off turns it off).
+$(ANSIBALLZ_HOOK): $(STAMP) pyhooks/datasafe_ansiballz_cache.py
+	@printf '%s\nimport datasafe_ansiballz_cache; datasafe_ansiballz_cache.install()\n' "$(CURDIR)/pyhooks" \
+		>"$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/datasafe_ansiballz_cache.pth"
+	@touch $@
 
 testbed: venv ## Docker engine, Compose v2, PostgreSQL image, backend wheelhouse
 	@bash testbed/setup.sh
