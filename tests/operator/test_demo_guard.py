@@ -44,4 +44,5 @@ def test_the_demos_own_labelled_stack_passes(tmp_path):
         proc = play(str(inventory), GUARD)
         assert proc.returncode == 0, proc.stdout[-3000:]
     finally:
-        subprocess.run(["docker", "rm", name], capture_output=True, check=False)
+        # -v: the image declares a data volume, which this container got as an anonymous one
+        subprocess.run(["docker", "rm", "-v", name], capture_output=True, check=False)
