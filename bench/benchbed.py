@@ -94,14 +94,16 @@ def remove_as_root(image, root, sub, remove_root=True):
         shutil.rmtree(root, ignore_errors=True)
 
 
-def write_vars(path, work, project, db_container, compose_env, **extra):
+def write_vars(path, work, project, db_container, compose_env, compose_dir=None, **extra):
     """Write ``path``: the variables of a playbook run against the stack ``project`` (the bench
     names everything it touches: the default inventory describes no stack), its backups, change
-    log and lock under ``work``; ``extra`` variables on top."""
+    log and lock under ``work``; ``extra`` variables on top. ``compose_dir``: the stack's
+    checkout (default: examples/lms, for stacks no safe update runs on; a safe update checks its
+    checkout's git state, so those get one of their own: testbed/make-app-repo.sh)."""
     with open(path, "w") as out:
         json.dump(
             dict(
-                datasafe_compose_dir=os.path.join(REPO, "examples", "lms"),
+                datasafe_compose_dir=compose_dir or os.path.join(REPO, "examples", "lms"),
                 datasafe_compose_files=["docker-compose.prod.yml"],
                 datasafe_db_service="postgres",
                 datasafe_db_name="lms_slncity",

@@ -100,7 +100,15 @@ def remove_own(work):
 
 
 def main():
+    global COMPOSE_FILE
     work = tempfile.mkdtemp(prefix="datasafe-bench-recover-", dir="/var/tmp")
+    # continuous.yml rolls out through the safe update, whose preflight checks the checkout's git
+    # state: the bench's stack gets a checkout of its own with a local origin, as the demo does.
+    deploy = os.path.join(work, "deploy")
+    make_app = [os.path.join(REPO, "testbed", "make-app-repo.sh"), os.path.join(REPO, "examples", "lms"), deploy]
+    subprocess.run(["bash", *make_app], check=True, capture_output=True)
+    compose_dir = os.path.join(deploy, "app")
+    COMPOSE_FILE = os.path.join(compose_dir, "docker-compose.prod.yml")
     override_dir = os.path.join(work, "compose")
     bench_vars = benchbed.write_dsbench_vars(
         work + "/dsbench.json", work, datasafe_health_url="http://127.0.0.1:56901/health"
@@ -111,6 +119,7 @@ def main():
         PROJECT,
         DB_CONTAINER,
         ENV,
+        compose_dir=compose_dir,
         datasafe_health_url="http://127.0.0.1:%d/health" % BACKEND_PORT,
         datasafe_continuous_conf_dir=work + "/conf",
         datasafe_recover_name=RECOVERED,
