@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the test bed's images offline, from Debian's packages, when they are missing.
 #
-#   datasafe/bookworm-base:<inputs>  debootstrap minbase + PostgreSQL 15 + Python 3 (docker import)
+#   datasafe/bookworm-base:<inputs>  debootstrap minbase + PostgreSQL 15 + Python 3 + igzip (isal: the
+#                                    backups compress with it in the container; docker import)
 #   $DATASAFE_PG_IMAGE               the postgres image (default datasafe/postgres:15-bookworm)
 #   $DATASAFE_PYTHON_IMAGE           the backend's base image (default datasafe/python:3.11-bookworm)
 #
@@ -14,7 +15,7 @@ set -o errexit -o nounset -o pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 pg_image=${DATASAFE_PG_IMAGE:-datasafe/postgres:15-bookworm}
 py_image=${DATASAFE_PYTHON_IMAGE:-datasafe/python:3.11-bookworm}
-packages="postgresql-15,python3,python3-venv,procps"
+packages="postgresql-15,python3,python3-venv,procps,isal"
 
 log() { printf 'build-images: %s\n' "$*" >&2; }
 

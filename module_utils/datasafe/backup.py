@@ -3,8 +3,9 @@
 1. A ``psql`` session held open inside the database container starts a REPEATABLE READ
    transaction and exports its snapshot (``pg_export_snapshot()``).
 2. ``pg_dump --snapshot`` runs inside the same container (client and server versions always
-   match) and compresses there with its own ``-Z`` (gzip, so ``gunzip -c file | psql`` keeps
-   working); zstd, or gzip/pigz on the host, are options. Meanwhile the held session counts
+   match) and its output is compressed there as gzip (so ``gunzip -c file | psql`` keeps
+   working): by ``igzip`` (ISA-L) in a pipeline when the image has it, else by pg_dump's own
+   ``-Z``; zstd, or gzip/pigz on the host, are options. Meanwhile the held session counts
    the critical tables in the same snapshot, so the counts describe exactly what was dumped.
 3. The stream is written on the host under a temporary name (``.<name>.partial``), hashed
    as it arrives, fsynced, then verified from disk: sha256 again, a full decompression and
@@ -28,11 +29,22 @@ import zlib
 
 from ansible.module_utils.datasafe import container, files, manifest, roles, runner, times
 
+try:  # python-isal (ISA-L's inflate, about twice zlib's speed), where the host's Python has it
+    from isal import isal_zlib as _gzip_lib
+except ImportError:  # the standard library's zlib: the same check, more CPU
+    _gzip_lib = zlib
+
 TRAILER = b"-- PostgreSQL database dump complete"
 FORMATS = ("plain", "custom")
 COMPRESSIONS = ("gzip", "zstd", "none")
 LEVELS = {"gzip": (1, 9, 1), "zstd": (1, 19, 3), "none": (0, 0, 0)}  # min, max, default
 CHUNK = 1 << 20
+# igzip (ISA-L, Debian's package "isal") compresses gzip at levels 0-3 several times faster than
+# zlib; used inside the container in place of pg_dump's own -Z when the image has it.
+IGZIP_MAX_LEVEL = 3
+CONTAINER_COMPRESSORS = ("auto", "pg_dump", "igzip")
+# The in-container pipeline's last line of stderr when its compressor, not pg_dump, failed.
+_STAGE_MARK = "datasafe-failed-stage: "
 LOCK_NAME = ".datasafe-backup.lock"  # a lock.ProcessLock, taken by backup_run
 PARTIAL_SUFFIX = ".partial"
 
@@ -78,22 +90,66 @@ def check_options(fmt, compression, level, compress_on):
     return level, compress_on
 
 
-def pg_dump_argv(cont, db, user, snapshot, fmt, compression, level, compress_on, lock_wait_timeout, nice=0):
+def pg_dump_argv(
+    cont, db, user, snapshot, fmt, compression, level, compress_on, lock_wait_timeout, nice=0, compressor="pg_dump"
+):
     """pg_dump inside the container; with ``nice`` it runs (and compresses) at that lower CPU priority.
 
     A process started by ``docker exec`` does not inherit the caller's niceness, so ``nice`` must
     be in the argv run inside the container (coreutils ``nice``, present in the PostgreSQL images).
+    With ``compressor`` igzip (plain gzip compressed in the container) pg_dump writes plain SQL
+    into ``igzip`` in a bash pipeline in the container; pg_dump's arguments are positional
+    parameters, never interpolated, and a failing igzip names itself (see :func:`stream_to_file`).
     """
     argv = ["pg_dump", "-U", user, "-d", db, "--snapshot=%s" % snapshot]
-    if nice:
-        argv = ["nice", "-n", str(int(nice))] + argv
     if lock_wait_timeout:
         argv.append("--lock-wait-timeout=%ds" % lock_wait_timeout)
     if fmt == "custom":
         argv += ["-Fc", "-Z", str(level if compression == "gzip" else 0)]
     elif compression == "gzip" and compress_on == "container":
-        argv += ["-Z", str(level)]  # plain format + -Z writes a gzip file
+        if compressor == "igzip":
+            script = (
+                'pg_dump "$@" | igzip -c -%d; s=("${PIPESTATUS[@]}"); '
+                'if [ "${s[1]}" != 0 ]; then echo "%sigzip exited ${s[1]} (pg_dump ${s[0]})" >&2; exit "${s[1]}"; fi; '
+                'exit "${s[0]}"' % (int(level), _STAGE_MARK)
+            )
+            argv = ["bash", "-c", script, "datasafe-backup"] + argv[1:]
+        else:
+            argv += ["-Z", str(level)]  # plain format + -Z writes a gzip file
+    if nice:
+        argv = ["nice", "-n", str(int(nice))] + argv
     return container.docker_exec(cont, argv)
+
+
+def container_compressor(run, cont, fmt, compression, level, compress_on, choice="auto"):
+    """Which program compresses a plain gzip dump in the container: ``igzip`` or ``pg_dump`` (-Z).
+
+    ``auto`` takes igzip when the image has it and the level is one igzip has (1-3); ``igzip``
+    requires it (ValueError naming what to do when it cannot be used); ``pg_dump`` never looks.
+    Anything but a plain gzip dump compressed in the container is ``None`` (nothing to choose).
+    """
+    if choice not in CONTAINER_COMPRESSORS:
+        raise ValueError("container_compressor must be one of %s, not %r" % (", ".join(CONTAINER_COMPRESSORS), choice))
+    if not (fmt == "plain" and compression == "gzip" and compress_on == "container"):
+        return None
+    if choice == "pg_dump":
+        return "pg_dump"
+    if level > IGZIP_MAX_LEVEL:
+        if choice == "igzip":
+            raise ValueError(
+                "igzip compresses at levels 1 to %d, not %d: lower compress_level or use container_compressor pg_dump"
+                % (IGZIP_MAX_LEVEL, level)
+            )
+        return "pg_dump"
+    rc, _, _ = run(container.docker_exec(cont, ["sh", "-c", "command -v igzip"]))
+    if rc == 0:
+        return "igzip"
+    if choice == "igzip":
+        raise ValueError(
+            "container %s has no igzip: install Debian's package isal in the image, or use container_compressor auto"
+            % cont
+        )
+    return "pg_dump"
 
 
 def host_compressor_argv(compression, level, which=shutil.which):
@@ -205,23 +261,53 @@ class SnapshotSession:
         self._err.close()
 
 
-class _Counter(threading.Thread):
-    """Counts rows in the held session while pg_dump streams (two cores, one snapshot)."""
+class _Beside(threading.Thread):
+    """Runs ``func(*args)`` in a thread beside the stream (the held session's counts, in the dump's
+    snapshot; the roles dump); :meth:`result` joins and returns its value or raises its error."""
 
-    def __init__(self, session, tables):
+    def __init__(self, func, *args):
         super().__init__(daemon=True)
-        self.session, self.tables, self.counts, self.error = session, tables, None, None
+        self.func, self.args, self.value, self.error = func, args, None, None
 
     def run(self):
         try:
-            self.counts = self.session.count(self.tables)
-        except BaseException as exc:  # noqa: BLE001 - re-raised by the main thread
+            self.value = self.func(*self.args)
+        except BaseException as exc:  # noqa: BLE001 - re-raised by result()
             self.error = exc
+
+    def result(self):
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return self.value
 
 
 def _stage_stderr(handle):
     handle.seek(0)
     return handle.read().decode("utf-8", "replace").strip()
+
+
+class _Inflater:
+    """gzip decompression of a stream fed chunk by chunk, concatenated members followed; a corrupt
+    stream raises BackupError at stage ``verify``, ``eof`` says whether the last member ended."""
+
+    def __init__(self):
+        self._d = _gzip_lib.decompressobj(31)
+
+    def feed(self, chunk):
+        try:
+            data = self._d.decompress(chunk)
+            while self._d.eof and self._d.unused_data:  # concatenated gzip members
+                rest = self._d.unused_data
+                self._d = _gzip_lib.decompressobj(31)
+                data += self._d.decompress(rest)
+        except (zlib.error, _gzip_lib.error) as exc:
+            raise BackupError("verify", "gzip data is corrupt: %s" % exc) from exc
+        return data
+
+    @property
+    def eof(self):
+        return self._d.eof
 
 
 class StreamVerifier(threading.Thread):
@@ -236,7 +322,7 @@ class StreamVerifier(threading.Thread):
         super().__init__(daemon=True)
         self.compression = compression
         self.queue = queue.Queue(maxsize=64)
-        self.inflate = zlib.decompressobj(31) if compression == "gzip" else None
+        self.inflate = _Inflater() if compression == "gzip" else None
         self.size, self.tail, self.error = 0, b"", None
 
     def feed(self, chunk):
@@ -251,17 +337,12 @@ class StreamVerifier(threading.Thread):
             if self.error is not None:
                 continue
             try:
-                data = chunk
-                if self.inflate is not None:
-                    data = self.inflate.decompress(chunk)
-                    while self.inflate.eof and self.inflate.unused_data:  # concatenated gzip members
-                        rest = self.inflate.unused_data
-                        self.inflate = zlib.decompressobj(31)
-                        data += self.inflate.decompress(rest)
-                self.size += len(data)
-                self.tail = (self.tail + data[-4096:])[-4096:]
-            except zlib.error as exc:
-                self.error = BackupError("verify", "gzip data is corrupt: %s" % exc)
+                data = chunk if self.inflate is None else self.inflate.feed(chunk)
+            except BackupError as exc:
+                self.error = exc
+                continue
+            self.size += len(data)
+            self.tail = (self.tail + data[-4096:])[-4096:]
 
     def finish(self):
         """Stop the thread; returns (checks, uncompressed size) or raises BackupError."""
@@ -322,7 +403,13 @@ def stream_to_file(argvs, fd, stages, verifier=None):
         # pipe too, while a pg_dump that fails only ends its compressor's input normally.
         for err, stage, rc in reversed(list(zip(errs, stages, rcs))):
             if rc != 0:
-                raise BackupError(stage, "exit status %s: %s" % (rc, _stage_stderr(err) or "no error output"))
+                text = _stage_stderr(err)
+                # An in-container pipeline (pg_dump | igzip) names its failing compressor itself.
+                head, _, last = text.rpartition("\n")
+                if last.startswith(_STAGE_MARK):
+                    last = last[len(_STAGE_MARK) :]
+                    stage, text = last.split(" ", 1)[0], (head + "\n" + last).strip()
+                raise BackupError(stage, "exit status %s: %s" % (rc, text or "no error output"))
         return digest.hexdigest(), written
     finally:
         for proc in procs:
@@ -372,21 +459,11 @@ def verify(path, fmt, compression, expected_sha256, cont=None):
         checks.append("trailer '%s'" % TRAILER.decode())
     else:
         tail, size = b"", 0
-        inflate = zlib.decompressobj(31) if compression == "gzip" else None
+        inflate = _Inflater() if compression == "gzip" else None
         with open(path, "rb") as handle:
             for chunk in iter(lambda: handle.read(CHUNK), b""):
                 digest.update(chunk)
-                if inflate is None:
-                    data = chunk
-                else:
-                    try:
-                        data = inflate.decompress(chunk)
-                        while inflate.eof and inflate.unused_data:  # concatenated gzip members
-                            rest = inflate.unused_data
-                            inflate = zlib.decompressobj(31)
-                            data += inflate.decompress(rest)
-                    except zlib.error as exc:
-                        raise BackupError("verify", "gzip data is corrupt: %s" % exc) from exc
+                data = chunk if inflate is None else inflate.feed(chunk)
                 size += len(data)
                 tail = (tail + data[-4096:])[-4096:]
         actual = digest.hexdigest()
@@ -467,7 +544,7 @@ def run_backup(spec):
     tmp = os.path.join(directory, ".%s%s" % (name, PARTIAL_SUFFIX))
     roles_tmp = os.path.join(directory, ".%s%s%s" % (name, roles.SUFFIX, PARTIAL_SUFFIX))
     session = SnapshotSession(spec["container"], spec["database"], spec["user"])
-    counter = None
+    counter = roles_job = None
     fd = None
     try:
         snapshot, server_version, server_version_num = session.open()
@@ -477,6 +554,19 @@ def run_backup(spec):
                 "check tables",
                 "no such table in %s: %s (fix datasafe_critical_tables)" % (spec["database"], ", ".join(missing)),
             )
+        try:
+            compressor = container_compressor(
+                runner.run,
+                spec["container"],
+                spec["format"],
+                spec["compression"],
+                spec["level"],
+                spec["compress_on"],
+                spec.get("container_compressor", "auto"),
+            )
+        except ValueError as exc:
+            raise BackupError("compressor", str(exc)) from exc
+        compressor = compressor or ("pg_dump" if spec["compress_on"] == "container" else None)
         argvs = [
             pg_dump_argv(
                 spec["container"],
@@ -489,18 +579,23 @@ def run_backup(spec):
                 spec["compress_on"],
                 spec["lock_wait_timeout"],
                 spec.get("nice", 0),
+                compressor or "pg_dump",
             )
         ]
         stages = ["pg_dump"]
         if spec["format"] == "plain" and spec["compress_on"] == "host":
-            compressor = host_compressor_argv(spec["compression"], spec["level"])
-            if compressor:
-                argvs.append(compressor)
-                stages.append(compressor[0])
+            host = host_compressor_argv(spec["compression"], spec["level"])
+            if host:
+                argvs.append(host)
+                stages.append(host[0])
+                compressor = host[0]
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         if spec["tables"]:
-            counter = _Counter(session, spec["tables"])
+            counter = _Beside(session.count, spec["tables"])
             counter.start()
+        if spec.get("roles", True):  # cluster-wide, not in the snapshot: dumped beside the stream
+            roles_job = _Beside(dump_roles, spec, roles_tmp)
+            roles_job.start()
         verifier = None
         if spec["format"] == "plain" and spec["compression"] in ("gzip", "none"):
             verifier = StreamVerifier(spec["compression"])
@@ -510,10 +605,7 @@ def run_backup(spec):
         finally:
             if verifier is not None and verifier.is_alive():
                 verifier.queue.put(None)
-        if counter is not None:
-            counter.join()
-            if counter.error is not None:
-                raise counter.error
+        counts = counter.result() if counter is not None else {}
         session.close()
         try:
             os.fsync(fd)
@@ -526,9 +618,7 @@ def run_backup(spec):
             checks += verify_sha256(tmp, sha256)
         else:
             checks, uncompressed = verify(tmp, spec["format"], spec["compression"], sha256, spec["container"])
-        roles_block = None
-        if spec.get("roles", True):
-            roles_block = dump_roles(spec, roles_tmp)
+        roles_block = roles_job.result() if roles_job is not None else None
         verified_at = times.now_utc()
         final = link_no_clobber(tmp, directory, name)
         if roles_block is not None:
@@ -544,6 +634,8 @@ def run_backup(spec):
             session.abort()
             counter.join(5)
         session.abort()
+        if roles_job is not None:
+            roles_job.join()  # a short pg_dumpall: let it end before its file is removed
         if fd is not None:
             os.close(fd)
         for leftover in (tmp, roles_tmp):
@@ -552,7 +644,6 @@ def run_backup(spec):
         raise
     ended = times.now_utc()
     path = os.path.join(directory, final)
-    counts = counter.counts if counter is not None else {}
     data = {
         "file": final,
         "path": path,
@@ -570,6 +661,7 @@ def run_backup(spec):
         "compression": spec["compression"],
         "compress_level": spec["level"] if spec["compression"] != "none" else None,
         "compressed_on": spec["compress_on"] if spec["compression"] != "none" else None,
+        "compressor": compressor if spec["compression"] != "none" else None,
         "kind": spec["kind"],
         "label": spec["label"],
         "app_revision": spec.get("app_revision"),

@@ -84,6 +84,14 @@ def check_options(p, which=shutil.which):
         raise ValueError("lock_timeout and lock_wait_timeout must not be negative")
     if not 0 <= p["nice"] <= 19:
         raise ValueError("nice must be between 0 (normal priority) and 19 (lowest), not %s" % p["nice"])
+    if p.get("container_compressor", "auto") == "igzip":
+        if (p["format"], p["compression"], compress_on) != ("plain", "gzip", "container"):
+            raise ValueError("container_compressor igzip compresses plain gzip dumps in the container only")
+        if level > backup.IGZIP_MAX_LEVEL:
+            raise ValueError(
+                "igzip compresses at levels 1 to %d, not %d: lower compress_level or use container_compressor auto"
+                % (backup.IGZIP_MAX_LEVEL, level)
+            )
     if compress_on == "host" and p["compression"] == "zstd" and not which("zstd"):
         raise ValueError("zstd is not installed on the host: install it or use compression gzip")
     return dict(p, prefix=prefix, level=level, compress_on=compress_on)

@@ -50,8 +50,8 @@ def wait_for_partial(bdir, proc, timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, "the backup ended before it could be interrupted: %s" % proc.communicate()[0]
-        if os.path.isdir(bdir):
-            partial = [n for n in os.listdir(bdir) if n.endswith(".partial")]
+        if os.path.isdir(bdir):  # the dump's temporary file, not the roles dump's (written beside it)
+            partial = [n for n in os.listdir(bdir) if n.endswith(".partial") and not n.endswith(".roles.partial")]
             if partial and os.path.getsize(os.path.join(bdir, partial[0])) > 64 * 1024:
                 return partial[0]
         time.sleep(0.02)
@@ -79,6 +79,22 @@ def test_pg_dump_killed_mid_stream_leaves_no_good_looking_file(big_pg, tmp_path)
     rc, result = finish(proc)
     assert rc != 0 and result["stage"] == "pg_dump", result
     assert tree_hashes(bdir) == before  # the temporary file is gone, the earlier backup untouched
+    assert [e["file"] for e in good_backups(bdir)] == [first["file"]]
+
+
+def test_igzip_killed_mid_stream_is_named_and_leaves_no_good_looking_file(big_pg, tmp_path):
+    # The image has igzip (Debian's isal), so pg_dump's output is compressed by igzip in a pipeline
+    # inside the container; when igzip dies, the stage named is igzip (the cause), not pg_dump.
+    bdir = str(tmp_path / "backups")
+    first = previous_backup(tmp_path, big_pg, bdir)
+    assert first["manifest"]["compressor"] == "igzip", first["manifest"]
+    before = tree_hashes(bdir)
+    proc = start_backup(tmp_path, big_pg, bdir)
+    wait_for_partial(bdir, proc)
+    docker("exec", big_pg.container, "pkill", "-KILL", "-x", "igzip")
+    rc, result = finish(proc)
+    assert rc != 0 and result["stage"] == "igzip" and "igzip exited" in result["msg"], result
+    assert tree_hashes(bdir) == before
     assert [e["file"] for e in good_backups(bdir)] == [first["file"]]
 
 

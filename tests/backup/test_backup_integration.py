@@ -73,6 +73,7 @@ def test_backup_restores_into_a_fresh_database_with_identical_counts(throwaway_p
     assert m["file"].endswith(".sql.gz") and m["format"] == "plain" and m["compression"] == "gzip"
     assert m["server_version"].startswith("15.") and m["database"] == pg.db and m["container"] == pg.container
     assert len(m["app_revision"]) == 40
+    assert m["compressor"] == "igzip" and m["compressed_on"] == "container"  # the test image has isal
     assert m["sha256"] == manifest.sha256_file(result["path"]) and m["size"] == os.path.getsize(result["path"])
     assert any("trailer" in c for c in m["checks"]) and any("decompression" in c for c in m["checks"])
     for key in ("start", "end", "verified_at"):
@@ -91,6 +92,8 @@ def test_backup_restores_into_a_fresh_database_with_identical_counts(throwaway_p
         {"format": "custom"},
         {"compress_on": "host"},
         {"nice": 19},  # pg_dump under the container's coreutils nice, the module itself reniced
+        {"container_compressor": "pg_dump"},  # pg_dump's own -Z instead of igzip
+        {"container_compressor": "igzip", "nice": 19, "compress_level": 3},
     ],
 )
 def test_other_formats_restore_with_identical_counts(throwaway_pg, tmp_path, bdir, extra):
@@ -99,6 +102,8 @@ def test_other_formats_restore_with_identical_counts(throwaway_pg, tmp_path, bdi
     assert rc == 0, result
     assert result["file"].startswith("BEFORE_UPDATE_")
     m = result["manifest"]
+    if "container_compressor" in extra:
+        assert m["compressor"] == extra["container_compressor"], m
     assert restore_counts(pg, result["path"], m["format"], m["compression"]) == m["counts"] == pg.counts()
 
 
@@ -117,6 +122,8 @@ def test_check_mode_writes_nothing(throwaway_pg, tmp_path, bdir):
         ({"tables": ["users; DROP TABLE users"]}, "options"),
         ({"format": "custom", "compression": "zstd"}, "options"),
         ({"nice": 20}, "options"),
+        ({"container_compressor": "igzip", "compress_level": 6}, "options"),  # igzip has levels 1-3
+        ({"container_compressor": "igzip", "compression": "zstd"}, "options"),
     ],
 )
 def test_bad_input_fails_naming_the_stage_and_touches_nothing(throwaway_pg, tmp_path, bdir, bad, stage):

@@ -1,6 +1,7 @@
 """Pure-Python tests of the backup engine: names, options, manifests, retention, metrics, shrink flags."""
 
 import datetime
+import gzip
 import os
 
 import pytest
@@ -250,6 +251,41 @@ def test_a_killed_compressor_is_named_not_the_dumps_broken_pipe(tmp_path):
     with pytest.raises(backup.BackupError) as caught:
         _stream(tmp_path, [producer, compressor], ["pg_dump", "gzip"])
     assert caught.value.stage == "gzip" and "exit status -9" in str(caught.value)
+
+
+def _fake_tools(tmp_path, monkeypatch, pg_dump, igzip):
+    """pg_dump and igzip as scripts on PATH, to run the in-container pipeline's own bash script."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, body in (("pg_dump", pg_dump), ("igzip", igzip)):
+        (bin_dir / name).write_text("#!/bin/bash\n" + body + "\n")
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", "%s:%s" % (bin_dir, os.environ["PATH"]))
+    argv = backup.pg_dump_argv("c", "db", "u", "00000003-1", "plain", "gzip", 1, "container", 0, compressor="igzip")
+    assert argv[:4] == ["docker", "exec", "c", "bash"] and "-Z" not in argv
+    return argv[3:]  # what docker exec runs in the container
+
+
+def test_the_in_container_igzip_pipeline_passes_pg_dumps_arguments_and_names_a_failing_igzip(tmp_path, monkeypatch):
+    dump = 'echo "args: $*" >&2; head -c 200000 /dev/zero'
+    script = _fake_tools(tmp_path, monkeypatch, dump, "cat >/dev/null; exit 7")
+    with pytest.raises(backup.BackupError) as caught:
+        _stream(tmp_path, [script], ["pg_dump"])
+    assert caught.value.stage == "igzip" and "igzip exited 7 (pg_dump " in str(caught.value)
+    assert "args: -U u -d db --snapshot=00000003-1" in str(caught.value)  # positional, not interpolated
+
+
+def test_the_in_container_igzip_pipeline_names_a_failing_pg_dump(tmp_path, monkeypatch):
+    script = _fake_tools(tmp_path, monkeypatch, "echo 'pg_dump: error: no' >&2; exit 3", "gzip -c -1")
+    with pytest.raises(backup.BackupError) as caught:
+        _stream(tmp_path, [script], ["pg_dump"])
+    assert caught.value.stage == "pg_dump" and "exit status 3: pg_dump: error: no" in str(caught.value)
+
+
+def test_the_in_container_igzip_pipeline_streams_gzip_when_both_succeed(tmp_path, monkeypatch):
+    script = _fake_tools(tmp_path, monkeypatch, "printf 'SELECT 1;\\n'", "gzip -c -1")
+    sha, size = _stream(tmp_path, [script], ["pg_dump"])
+    assert gzip.decompress((tmp_path / "out").read_bytes()) == b"SELECT 1;\n" and size > 0 and len(sha) == 64
 
 
 def test_a_producer_that_fails_is_named_when_its_compressor_ends_normally(tmp_path):
