@@ -26,8 +26,12 @@ def variants(c):
             "m.sql.gz",
         ),
         ("uncompressed stream through docker exec", [[dump, "raw.sql"]], "raw.sql"),
-        ("pg_dump -Z1 in the container", [[dump + ["-Z", "1"], "z1.sql.gz"]], "z1.sql.gz"),
-        ("pg_dump -Z3 in the container (datasafe default)", [[dump + ["-Z", "3"], "z3.sql.gz"]], "z3.sql.gz"),
+        (
+            "pg_dump -Z1 in the container (datasafe's default without igzip)",
+            [[dump + ["-Z", "1"], "z1.sql.gz"]],
+            "z1.sql.gz",
+        ),
+        ("pg_dump -Z3 in the container", [[dump + ["-Z", "3"], "z3.sql.gz"]], "z3.sql.gz"),
         ("pg_dump -Z6 in the container", [[dump + ["-Z", "6"], "z6.sql.gz"]], "z6.sql.gz"),
         (
             "gzip -1 in the container (bash -o pipefail)",
@@ -38,6 +42,16 @@ def variants(c):
                 ]
             ],
             "cg1.sql.gz",
+        ),
+        (
+            "igzip -1 in the container (ISA-L, Debian's isal; datasafe's default where present)",
+            [
+                [
+                    ["docker", "exec", c, "bash", "-o", "pipefail", "-c", "pg_dump -U %s %s | igzip -1" % (USER, DB)],
+                    "ig1.sql.gz",
+                ]
+            ],
+            "ig1.sql.gz",
         ),
         ("gzip -1 on the host", [[dump, None, ["gzip", "-1"], "hg1.sql.gz"]], "hg1.sql.gz"),
         ("pigz -1 on the host", [[dump, None, ["pigz", "-1"], "hp1.sql.gz"]], "hp1.sql.gz"),
@@ -76,6 +90,10 @@ def main():
     try:
         for label, steps, result in variants(args.container):
             if any(s[2][0] == "pigz" for s in steps if len(s) == 4) and not shutil.which("pigz"):
+                rows.append((label, None, None))
+                continue
+            probe = ["docker", "exec", args.container, "sh", "-c", "command -v igzip"]
+            if "igzip" in label and subprocess.run(probe, capture_output=True, check=False).returncode != 0:
                 rows.append((label, None, None))
                 continue
             best = None
