@@ -157,6 +157,7 @@ NEEDS = {
     "module_utils/datasafe/guard_cmd.py": {"bashlex"},  # judged on the controller (action plugin)
     "library/offsite_s3.py": {"ansible_collections"},  # amazon.aws -> boto3, installed by deps.yml
     "library/offsite_fetch.py": {"ansible_collections"},  # amazon.aws -> boto3 (S3 only), deps.yml
+    "module_utils/datasafe/backup.py": {"isal"},  # optional: ISA-L's inflate, zlib where it is missing
 }
 
 
