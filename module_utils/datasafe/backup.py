@@ -91,7 +91,7 @@ def check_options(fmt, compression, level, compress_on):
 
 
 def pg_dump_argv(
-    cont, db, user, snapshot, fmt, compression, level, compress_on, lock_wait_timeout, nice=0, compressor="pg_dump"
+    cont, db, user, snapshot, fmt, compression, level, compress_on, lock_wait_timeout, nice=0, compressor=None
 ):
     """pg_dump inside the container; with ``nice`` it runs (and compresses) at that lower CPU priority.
 
@@ -122,24 +122,17 @@ def pg_dump_argv(
 
 
 def container_compressor(run, cont, fmt, compression, level, compress_on, choice="auto"):
-    """Which program compresses a plain gzip dump in the container: ``igzip`` or ``pg_dump`` (-Z).
+    """What compresses in the container: ``igzip`` or ``pg_dump`` (its -Z); None when nothing does.
 
-    ``auto`` takes igzip when the image has it and the level is one igzip has (1-3); ``igzip``
-    requires it (ValueError naming what to do when it cannot be used); ``pg_dump`` never looks.
-    Anything but a plain gzip dump compressed in the container is ``None`` (nothing to choose).
+    ``auto`` takes igzip for a plain gzip dump at a level igzip has (1-3) when the image has it;
+    ``igzip`` requires it (ValueError naming what to do when the image lacks it); ``pg_dump`` never
+    looks. Which combinations ``igzip`` may be asked for is checked with the other options
+    (:func:`backup_run.check_options`), before anything runs.
     """
-    if choice not in CONTAINER_COMPRESSORS:
-        raise ValueError("container_compressor must be one of %s, not %r" % (", ".join(CONTAINER_COMPRESSORS), choice))
-    if not (fmt == "plain" and compression == "gzip" and compress_on == "container"):
+    if compress_on != "container":
         return None
-    if choice == "pg_dump":
-        return "pg_dump"
-    if level > IGZIP_MAX_LEVEL:
-        if choice == "igzip":
-            raise ValueError(
-                "igzip compresses at levels 1 to %d, not %d: lower compress_level or use container_compressor pg_dump"
-                % (IGZIP_MAX_LEVEL, level)
-            )
+    igzip_fits = (fmt, compression) == ("plain", "gzip") and level <= IGZIP_MAX_LEVEL
+    if choice == "pg_dump" or (choice == "auto" and not igzip_fits):
         return "pg_dump"
     rc, _, _ = run(container.docker_exec(cont, ["sh", "-c", "command -v igzip"]))
     if rc == 0:
@@ -566,7 +559,6 @@ def run_backup(spec):
             )
         except ValueError as exc:
             raise BackupError("compressor", str(exc)) from exc
-        compressor = compressor or ("pg_dump" if spec["compress_on"] == "container" else None)
         argvs = [
             pg_dump_argv(
                 spec["container"],
@@ -579,7 +571,7 @@ def run_backup(spec):
                 spec["compress_on"],
                 spec["lock_wait_timeout"],
                 spec.get("nice", 0),
-                compressor or "pg_dump",
+                compressor,
             )
         ]
         stages = ["pg_dump"]
