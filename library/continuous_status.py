@@ -139,7 +139,7 @@ def main():
         **result,
     )
     result["archiving"] = arch
-    result["enabled"] = arch["archive_mode"] in ("on", "always")
+    result["enabled"] = continuous.archives(arch)
     if not result["enabled"] and not p["required"]:
         module.exit_json(**result)
     summary = None

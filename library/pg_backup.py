@@ -144,6 +144,32 @@ options:
     type: str
     choices: [hashes, none]
     default: hashes
+  guard_check:
+    description:
+      - Also read the guard inside PostgreSQL (M(db_guard) O(db_guard#module:state=checked)'s own
+        check) beside the dump, in this module run, so the backup's playbook does not start a
+        module for it afterwards. It never fails the backup; the result's RV(guard_ok) says whether
+        the check passed; anything else (a changed guard, an error reading it) is left to the
+        M(db_guard) task, which fails naming it.
+      - With O(guard_metrics_file), a passing check writes the guard's metrics there, as M(db_guard) does.
+    type: bool
+    default: false
+  guard_required:
+    description:
+      - With O(guard_check), the guard must be installed to pass (M(db_guard)'s O(db_guard#module:required)).
+    type: bool
+    default: false
+  guard_metrics_file:
+    description:
+      - With O(guard_check), the Prometheus textfile M(db_guard) writes (O(db_guard#module:metrics_file)).
+    type: path
+  archiving_probe:
+    description:
+      - Also read C(pg_stat_archiver) beside the dump (M(continuous_status)'s reading) and return
+        RV(archiving_enabled), so the backup's playbook skips continuous recovery's tasks without
+        a module run of their own when the server does not archive WAL. Never fails the backup.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - datasafe
 attributes:
@@ -250,6 +276,24 @@ removed_partials:
   returned: success
   type: list
   elements: str
+guard_ok:
+  description:
+    - With O(guard_check), true when the guard's check passed (intact, or not installed and not
+      O(guard_required)) and its metrics, if asked for, were written; false otherwise (the
+      M(db_guard) task then checks again and fails naming what was changed).
+  returned: success, with O(guard_check)
+  type: bool
+guard_problem:
+  description:
+    - With O(guard_check), why RV(guard_ok) is false (the check's failure, or the error reading it).
+  returned: success, with O(guard_check), when RV(guard_ok) is false
+  type: str
+archiving_enabled:
+  description:
+    - With O(archiving_probe), whether the server archives WAL (C(archive_mode) on or always);
+      null when C(pg_stat_archiver) could not be read (M(continuous_status) then reads it itself).
+  returned: success, with O(archiving_probe)
+  type: bool
 stage:
   description: The stage that failed.
   returned: failure
@@ -285,6 +329,10 @@ def main():
             nice=dict(type="int", default=0),
             roles=dict(type="bool", default=True),
             role_auth=dict(type="str", choices=["hashes", "none"], default="hashes"),
+            guard_check=dict(type="bool", default=False),
+            guard_required=dict(type="bool", default=False),
+            guard_metrics_file=dict(type="path"),
+            archiving_probe=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )

@@ -254,9 +254,10 @@ class SnapshotSession:
         self._err.close()
 
 
-class _Beside(threading.Thread):
+class Beside(threading.Thread):
     """Runs ``func(*args)`` in a thread beside the stream (the held session's counts, in the dump's
-    snapshot; the roles dump); :meth:`result` joins and returns its value or raises its error."""
+    snapshot; the roles dump; backup_run's side checks); :meth:`result` joins and returns its value
+    or raises its error."""
 
     def __init__(self, func, *args):
         super().__init__(daemon=True)
@@ -583,10 +584,10 @@ def run_backup(spec):
                 compressor = host[0]
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         if spec["tables"]:
-            counter = _Beside(session.count, spec["tables"])
+            counter = Beside(session.count, spec["tables"])
             counter.start()
         if spec.get("roles", True):  # cluster-wide, not in the snapshot: dumped beside the stream
-            roles_job = _Beside(dump_roles, spec, roles_tmp)
+            roles_job = Beside(dump_roles, spec, roles_tmp)
             roles_job.start()
         verifier = None
         if spec["format"] == "plain" and spec["compression"] in ("gzip", "none"):

@@ -13,7 +13,18 @@ import re
 import shutil
 import time
 
-from ansible.module_utils.datasafe import backup, changelog, container, lock, manifest, metrics, runner, times
+from ansible.module_utils.datasafe import (
+    backup,
+    changelog,
+    container,
+    continuous,
+    dbguard,
+    lock,
+    manifest,
+    metrics,
+    runner,
+    times,
+)
 
 _PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
@@ -182,6 +193,45 @@ def dump_under_lock(spec, previous, run):
         held.release()
 
 
+def start_side_checks(p):
+    """Reads the backup's playbook would otherwise start a module run for after the backup, begun
+    beside the dump (each a short query in its own ``docker exec``): the guard's check
+    (``guard_check``) and whether the server archives WAL (``archiving_probe``)."""
+    where = (runner.run, p["container"], p["database"], p["user"])
+    jobs = {}
+    if p.get("guard_check"):
+        jobs["guard"] = backup.Beside(dbguard.check, *where)
+    if p.get("archiving_probe"):
+        jobs["archiving"] = backup.Beside(continuous.archiver, *where)
+    for job in jobs.values():
+        job.start()
+    return jobs
+
+
+def side_results(p, jobs):
+    """The side checks' answers for the module's result. Never raises: whatever did not pass (a
+    changed guard, a reading that failed) is left to the playbook's own task, which reads again and
+    fails naming it. A passing guard check writes the guard's metrics, as db_guard does."""
+    out = {}
+    if "guard" in jobs:
+        try:
+            verdict = jobs["guard"].result()
+            problem = dbguard.checked_failure(verdict, p["guard_required"])
+            if problem is None and p.get("guard_metrics_file"):
+                dbguard.write_metrics(p["guard_metrics_file"], p["database"], verdict, time.time())
+        except Exception as exc:  # noqa: BLE001 - not understood is not passed: db_guard runs itself
+            problem = "the guard's check beside the backup failed: %s" % (exc or type(exc).__name__)
+        out["guard_ok"] = problem is None
+        if problem is not None:
+            out["guard_problem"] = problem
+    if "archiving" in jobs:
+        try:
+            out["archiving_enabled"] = continuous.archives(jobs["archiving"].result())
+        except Exception:  # noqa: BLE001 - unknown: continuous_status reads it itself
+            out["archiving_enabled"] = None
+    return out
+
+
 def execute(p, run=runner.run, check_mode=False, warn=None):
     """One backup run with the module's options ``p``; the module's result, or :class:`BackupFailed`.
 
@@ -209,9 +259,12 @@ def execute(p, run=runner.run, check_mode=False, warn=None):
     if p["nice"]:
         os.nice(p["nice"])  # this process, its threads and the docker clients it starts
     t0 = time.monotonic()
+    side = start_side_checks(p)
     try:
         data, removed = dump_under_lock(spec, previous, run)
     except (backup.BackupError, container.ContainerError, OSError) as exc:
+        for job in side.values():
+            job.join()
         stage = getattr(exc, "stage", "backup")
         if p["metrics_file"]:
             record_run(p["metrics_file"], p["database"], p["kind"], False, time.time(), time.monotonic() - t0)
@@ -278,6 +331,7 @@ def execute(p, run=runner.run, check_mode=False, warn=None):
         removed_partials=removed,
         msg=summary,
     )
+    result.update(side_results(p, side))
     for problem in shrink:
         if warn:
             warn("backup %s is flagged: %s" % (data["file"], problem))

@@ -413,11 +413,19 @@ def repo_size(path):
     return total if seen else None
 
 
+ARCHIVE_MODES_ON = ("on", "always")
+
+
+def archives(arch):
+    """Whether the server archives WAL, from :func:`archiver`'s reading (archive_mode on or always)."""
+    return arch["archive_mode"] in ARCHIVE_MODES_ON
+
+
 def health(arch, summary, stanza, max_lag, max_full_age=None, free_bytes=None, now_busy=True):
     """Problems (strings naming cause and fix) with continuous recovery, from the archiver's
     statistics and the repository's summary; empty when it is healthy."""
     problems = []
-    if arch["archive_mode"] not in ("on", "always"):
+    if not archives(arch):
         problems.append(
             "archive_mode is %s: WAL is not archived; run playbooks/continuous.yml (the database must run "
             "with datasafe's compose override)" % arch["archive_mode"]
@@ -498,7 +506,7 @@ def create_restore_point(run, cont, db, user, name):
             "restore point name %r: use 1-60 letters, digits, '.', ':', '_' or '-' (e.g. before-update-42)" % name
         )
     mode = container.query(run, cont, db, user, "SELECT current_setting('archive_mode');", stage="archive_mode")
-    if mode[0][0] not in ("on", "always"):
+    if mode[0][0] not in ARCHIVE_MODES_ON:
         return {"name": None, "skipped": "archive_mode is %s: no WAL archive to recover from" % mode[0][0]}
     rows = container.query(
         run,
@@ -905,8 +913,6 @@ def plan(run, p):
         conf_dir=p["conf_dir"],
         archiving=archiving,
         archiving_on=bool(
-            archiving
-            and archiving["archive_mode"] in ("on", "always")
-            and archiving["archive_command"] == archive_command(stanza)
+            archiving and archives(archiving) and archiving["archive_command"] == archive_command(stanza)
         ),
     )

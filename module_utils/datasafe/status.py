@@ -221,7 +221,7 @@ def continuous_checks(run, db, stanza, expected, max_lag, max_backup_age, now_ep
         detail = "cannot read pg_stat_archiver: %s; is the database container running?" % exc
         row = check("WAL archiving", not expected, detail if expected else "unknown: " + detail, off=True)
         return [row], None
-    if arch["archive_mode"] not in ("on", "always") and not expected:
+    if not continuous.archives(arch) and not expected:
         return [check("WAL archiving", True, "off (not set up here; playbooks/continuous.yml)", off=True)], None
     problems = continuous.health(arch, None, stanza, max_lag)
     age = arch["last_archived_age_seconds"]
@@ -237,7 +237,7 @@ def continuous_checks(run, db, stanza, expected, max_lag, max_backup_age, now_ep
                 age,
             )
         ]
-    if arch["archive_mode"] not in ("on", "always"):
+    if not continuous.archives(arch):
         return rows, None
     try:
         summary = continuous.backups_summary(continuous.info(run, db["container"], stanza), now=now_epoch)

@@ -312,6 +312,56 @@ def test_tampering_is_detected_by_the_next_check_and_repaired(guarded, name, exp
         assert 'datasafe_dbguard_ok{database="lms_slncity"} 1' in handle.read()
 
 
+def test_a_backup_checks_the_guard_beside_its_dump_and_never_fails_for_it(guarded, tmp_path):
+    """pg_backup's guard_check (what playbooks/backup.yml uses instead of a db_guard run of its own):
+    the backup is made and verified whatever the guard's state; guard_ok is true only for what
+    db_guard's check passes, and a passing check writes the same metrics db_guard does."""
+    pg = guarded.pg
+    metrics_file = tmp_path / "datasafe_dbguard.prom"
+
+    def backup(**extra):
+        args = dict(
+            container=pg.container,
+            database=pg.db,
+            user=pg.user,
+            backup_dir=str(tmp_path / "backups"),
+            tables=sorted(pg.counts()),
+            guard_check=True,
+            guard_metrics_file=str(metrics_file),
+            archiving_probe=True,
+        )
+        taken = run_module("pg_backup", dict(args, **extra))
+        assert not taken["failed"], taken["msg"]
+        assert taken["manifest"]["verified"] and taken["counts"] == pg.counts()
+        assert taken["archiving_enabled"] is False  # the throwaway server does not archive WAL
+        return taken
+
+    taken = backup()
+    assert taken["guard_ok"] is True and "guard_problem" not in taken, taken.get("guard_problem")
+    assert 'datasafe_dbguard_ok{database="lms_slncity"} 1' in metrics_file.read_text()
+    metrics_file.unlink()
+    proc = guarded.psql_file(os.path.join(SQL, "detected", "disable_event_trigger_then_trigger.sql"))
+    assert proc.returncode == 0, proc.stderr
+    try:
+        taken = backup()
+        assert taken["guard_ok"] is False
+        assert "THE GUARD INSIDE POSTGRESQL WAS CHANGED" in taken["guard_problem"]
+        assert "trigger datasafe_guard_truncate on public.invoices is disabled" in taken["guard_problem"]
+        assert not metrics_file.exists()  # left to db_guard's own run, which reads again and fails
+        assert guarded.module(state="absent")["changed"]
+        taken = backup(guard_required=True)
+        assert taken["guard_ok"] is False and "required" in taken["guard_problem"]
+        assert backup()["guard_ok"] is True  # not installed and not required: db_guard passes too
+        assert guarded.module(state="checked", required=True)["failed"]
+    finally:
+        guarded.repair()
+    not_asked = run_module(
+        "pg_backup",
+        dict(container=pg.container, database=pg.db, user=pg.user, backup_dir=str(tmp_path / "backups")),
+    )
+    assert not not_asked["failed"] and "guard_ok" not in not_asked and "archiving_enabled" not in not_asked
+
+
 # --- dumps of a guarded database restore, guard included ---------------------------------------
 
 
@@ -486,6 +536,37 @@ def test_playbook_installs_in_check_mode_honestly_and_is_idempotent(guarded, tmp
     assert "trigger datasafe_guard_truncate on public.invoices is disabled" in failed.stdout
     assert recap(playbook(guarded, dbguard_yml)) == {"changed": 1, "failed": 0}
     assert guarded.check()["enabled"]
+
+
+def test_the_backup_playbook_checks_the_guard_beside_its_dump_and_fails_loudly_once_changed(guarded, tmp_path):
+    """playbooks/backup.yml: an intact guard is checked inside the backup's module run (no db_guard
+    run of its own, no archiving probe of its own on a server that does not archive); a changed one
+    still fails the play naming what was changed, after a backup that is made and verified."""
+    backups = tmp_path / "backups"
+    settings = {
+        "datasafe_backup_dir": str(backups),
+        "datasafe_change_log": str(tmp_path / "change-log.txt"),
+        "datasafe_critical_tables": sorted(guarded.pg.counts()),
+        "datasafe_compose_project": "dbguard-backup",
+    }
+    backup_yml = os.path.join(REPO, "playbooks", "backup.yml")
+    db_guard_task = "datasafe_dbguard : The guard inside PostgreSQL is intact"
+    probe_task = "datasafe_continuous : Find out whether the database archives WAL"
+    passed = playbook(guarded, backup_yml, "-e", json.dumps(settings))
+    assert recap(passed)["failed"] == 0
+    assert db_guard_task not in passed.stdout and probe_task not in passed.stdout
+    proc = guarded.psql_file(os.path.join(SQL, "detected", "disable_event_trigger_then_trigger.sql"))
+    assert proc.returncode == 0, proc.stderr
+    try:
+        failed = playbook(guarded, backup_yml, "-e", json.dumps(settings))
+        assert recap(failed)["failed"] == 1
+        assert db_guard_task in failed.stdout
+        assert "THE GUARD INSIDE POSTGRESQL WAS CHANGED" in failed.stdout
+        assert "trigger datasafe_guard_truncate on public.invoices is disabled" in failed.stdout
+    finally:
+        guarded.repair()
+    made = [json.loads(path.read_text()) for path in sorted(backups.glob("*.json"))]
+    assert len(made) == 2 and all(m["verified"] for m in made)  # the guard never costs a backup
 
 
 def test_an_older_guard_is_reported_outdated_not_tampered():
