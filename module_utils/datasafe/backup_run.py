@@ -220,7 +220,7 @@ def side_results(p, jobs):
             if problem is None and p.get("guard_metrics_file"):
                 dbguard.write_metrics(p["guard_metrics_file"], p["database"], verdict, time.time())
         except Exception as exc:  # noqa: BLE001 - not understood is not passed: db_guard runs itself
-            problem = "the guard's check beside the backup failed: %s" % (exc or type(exc).__name__)
+            problem = "the guard's check beside the backup failed: %s" % (str(exc) or type(exc).__name__)
         out["guard_ok"] = problem is None
         if problem is not None:
             out["guard_problem"] = problem
