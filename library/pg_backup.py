@@ -91,6 +91,19 @@ options:
     type: str
     choices: [auto, pg_dump, igzip]
     default: auto
+  split:
+    description:
+      - Split a plain gzip (or uncompressed) dump over three C(pg_dump) sessions on the one exported
+        snapshot, run at once so the dump uses more than one core - the schema and the data of
+        every table but the largest, the largest table's data, and the indexes, constraints and
+        triggers. Each part is compressed, decompressed and its trailer checked as it streams;
+        the parts are appended in C(pg_dump)'s order, so the file is one gzip stream that
+        C(gunzip -c file | psql) restores as it restores a single dump.
+      - V(auto) splits when the largest table and the rest of the tables each hold at least 32 MiB;
+        V(always) splits whenever there is a table; V(never) keeps one session.
+    type: str
+    choices: [auto, never, always]
+    default: auto
   app_dir:
     description: The application's git checkout; its C(HEAD) is recorded as C(app_revision) (null if not git).
     type: path
@@ -319,6 +332,7 @@ def main():
             compress_level=dict(type="int"),
             compress_on=dict(type="str", choices=["auto", "container", "host"], default="auto"),
             container_compressor=dict(type="str", choices=list(backup.CONTAINER_COMPRESSORS), default="auto"),
+            split=dict(type="str", choices=list(backup.SPLIT_CHOICES), default="auto"),
             app_dir=dict(type="path"),
             fail_on_shrink=dict(type="bool", default=False),
             shrink_ratio=dict(type="float", default=0.5),

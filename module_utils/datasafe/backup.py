@@ -16,7 +16,9 @@
 """
 
 import errno
+import functools
 import hashlib
+import json
 import os
 import queue
 import select
@@ -43,6 +45,13 @@ CHUNK = 1 << 20
 # zlib; used inside the container in place of pg_dump's own -Z when the image has it.
 IGZIP_MAX_LEVEL = 3
 CONTAINER_COMPRESSORS = ("auto", "pg_dump", "igzip")
+# A plain dump may be split over three pg_dump sessions on the one exported snapshot, run at once:
+# the schema and every table's data but the largest table's, that table's data, then the
+# post-data section (indexes, constraints, triggers). The parts, appended in that order, are the
+# pg_dump order a single dump has (measured in docs/measurements.md, "Round ten"). ``auto`` splits
+# when the largest table and the rest each hold at least SPLIT_MIN_BYTES.
+SPLIT_CHOICES = ("auto", "never", "always")
+SPLIT_MIN_BYTES = 32 * 1024 * 1024
 # The in-container pipeline's last line of stderr when its compressor, not pg_dump, failed.
 _STAGE_MARK = "datasafe-failed-stage: "
 LOCK_NAME = ".datasafe-backup.lock"  # a lock.ProcessLock, taken by backup_run
@@ -53,7 +62,7 @@ class BackupError(Exception):
     """A stage of the backup failed; ``stage`` names it for the operator."""
 
     def __init__(self, stage, message):
-        self.stage = stage
+        self.stage, self.message = stage, message
         super().__init__("%s: %s" % (stage, message))
 
 
@@ -91,7 +100,7 @@ def check_options(fmt, compression, level, compress_on):
 
 
 def pg_dump_argv(
-    cont, db, user, snapshot, fmt, compression, level, compress_on, lock_wait_timeout, nice=0, compressor=None
+    cont, db, user, snapshot, fmt, compression, level, compress_on, lock_wait_timeout, nice=0, compressor=None, part=()
 ):
     """pg_dump inside the container; with ``nice`` it runs (and compresses) at that lower CPU priority.
 
@@ -100,8 +109,9 @@ def pg_dump_argv(
     With ``compressor`` igzip (plain gzip compressed in the container) pg_dump writes plain SQL
     into ``igzip`` in a bash pipeline in the container; pg_dump's arguments are positional
     parameters, never interpolated, and a failing igzip names itself (see :func:`stream_to_file`).
+    ``part``: pg_dump's options choosing one part of a split dump (:func:`split_parts`).
     """
-    argv = ["pg_dump", "-U", user, "-d", db, "--snapshot=%s" % snapshot]
+    argv = ["pg_dump", "-U", user, "-d", db, "--snapshot=%s" % snapshot] + list(part)
     if lock_wait_timeout:
         argv.append("--lock-wait-timeout=%ds" % lock_wait_timeout)
     if fmt == "custom":
@@ -152,6 +162,37 @@ def host_compressor_argv(compression, level, which=shutil.which):
     if compression == "gzip":
         return [which("pigz") and "pigz" or "gzip", "-c", "-%d" % level]
     return None
+
+
+def dump_pattern(schema, table):
+    """A pg_dump table pattern that matches exactly ``schema.table``: double-quoted names match
+    literally (no wildcards, no case folding), a double quote in a name doubled."""
+    return '"%s"."%s"' % (schema.replace('"', '""'), table.replace('"', '""'))
+
+
+def split_parts(largest, choice="auto"):
+    """The parts of the dump: a list of (what, pg_dump options), in the order they are appended.
+    ``largest``: (schema, table, its bytes, every table's bytes) from
+    :meth:`SnapshotSession.largest_table`, or None (no table). One part (no options) unless
+    ``choice`` is ``always`` or (``auto``) the largest table and the rest each hold SPLIT_MIN_BYTES."""
+    if choice not in SPLIT_CHOICES:
+        raise ValueError("split must be one of %s, not %r" % (", ".join(SPLIT_CHOICES), choice))
+    if largest is None or choice == "never":
+        return [("the whole database", [])]
+    schema, table, size, total = largest
+    if choice == "auto" and min(size, total - size) < SPLIT_MIN_BYTES:
+        return [("the whole database", [])]
+    # A and B name the table by the same pattern: whatever it matched would be in B and not in A,
+    # never in both or in neither.
+    pattern = dump_pattern(schema, table)
+    return [
+        (
+            "the schema and the data of every table but %s" % pattern,
+            ["--section=pre-data", "--section=data", "--exclude-table-data=" + pattern],
+        ),
+        ("the data of %s" % pattern, ["--section=data", "--table=" + pattern]),
+        ("the indexes, constraints and triggers", ["--section=post-data"]),
+    ]
 
 
 class SnapshotSession:
@@ -217,6 +258,29 @@ class SnapshotSession:
             "\\echo __datasafe_tables__\n" % quoted
         )
         return self._read_until("__datasafe_tables__", "check tables")
+
+    def largest_table(self):
+        """(schema, table, bytes, bytes of every such table) of the largest permanent table whose
+        data pg_dump writes (not the system's, not an extension's), or None when there is none."""
+        self._send(
+            "SELECT json_build_array(n.nspname, c.relname, pg_catalog.pg_table_size(c.oid),"
+            " sum(pg_catalog.pg_table_size(c.oid)) OVER ())"
+            " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE c.relkind = 'r' AND c.relpersistence = 'p'"
+            " AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'"
+            " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::regclass"
+            " AND d.objid = c.oid AND d.deptype = 'e')"
+            " ORDER BY pg_catalog.pg_table_size(c.oid) DESC, n.nspname, c.relname LIMIT 1;\n"
+            "\\echo __datasafe_largest__\n"
+        )
+        lines = self._read_until("__datasafe_largest__", "choose the split")
+        if not lines:
+            return None
+        try:
+            schema, table, size, total = json.loads(lines[0])
+            return schema, table, int(size), int(total)
+        except (ValueError, TypeError) as exc:
+            raise BackupError("choose the split", "unexpected answer from psql: %r" % lines) from exc
 
     def count(self, tables):
         """Exact counts of ``tables`` inside the held transaction (so in the dump's snapshot)."""
@@ -354,15 +418,34 @@ class StreamVerifier(threading.Thread):
         return checks, self.size
 
 
-def stream_to_file(argvs, fd, stages, verifier=None):
+def write_all(fd, chunk, written):
+    """Write all of ``chunk`` to ``fd``; returns ``written`` plus its length. A full disk or another
+    write error raises BackupError at stage ``write``."""
+    view = memoryview(chunk)
+    while view:
+        try:
+            n = os.write(fd, view)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise BackupError("write", "the backup disk is full (%d bytes written)" % written) from exc
+            raise BackupError("write", "cannot write the backup: %s" % exc.strerror) from exc
+        view = view[n:]
+        written += n
+    return written
+
+
+def stream_to_file(argvs, fd, stages, verifier=None, digest=None, procs=None):
     """Run ``argvs`` as a pipeline (argv lists, no shell) and write the last one's stdout to ``fd``.
 
     Returns (sha256 hex, bytes written). Every process's exit status is checked; a failure raises
     BackupError naming the stage furthest downstream that failed (the cause: a killed compressor
-    also breaks pg_dump's pipe), and every process still running is killed.
+    also breaks pg_dump's pipe), and every process still running is killed. ``digest``: a sha256
+    object to go on with (the caller may feed it more); ``procs``: a list the processes are added
+    to as they start (so another thread can kill them).
     """
-    procs, errs = [], []
-    digest = hashlib.sha256()
+    procs = [] if procs is None else procs
+    errs = []
+    digest = hashlib.sha256() if digest is None else digest
     written = 0
     try:
         stdin = None
@@ -382,16 +465,7 @@ def stream_to_file(argvs, fd, stages, verifier=None):
             digest.update(chunk)
             if verifier is not None:
                 verifier.feed(chunk)
-            view = memoryview(chunk)
-            while view:
-                try:
-                    n = os.write(fd, view)
-                except OSError as exc:
-                    if exc.errno == errno.ENOSPC:
-                        raise BackupError("write", "the backup disk is full (%d bytes written)" % written) from exc
-                    raise BackupError("write", "cannot write the backup: %s" % exc.strerror) from exc
-                view = view[n:]
-                written += n
+            written = write_all(fd, chunk, written)
         rcs = [proc.wait() for proc in procs]
         # The failure furthest downstream is the cause: a compressor that dies breaks pg_dump's
         # pipe too, while a pg_dump that fails only ends its compressor's input normally.
@@ -413,6 +487,61 @@ def stream_to_file(argvs, fd, stages, verifier=None):
             proc.stdout.close()
         for err in errs:
             err.close()
+
+
+class DumpPart(threading.Thread):
+    """A later part of a split dump (:func:`split_parts`), run beside the first: its own pipeline
+    into its own partial file, decompressed and its trailer checked as it streams, as the first
+    part is. :meth:`append_to` then copies it onto the dump's file."""
+
+    def __init__(self, what, argvs, stages, path, compression):
+        super().__init__(daemon=True)
+        self.what, self.argvs, self.stages, self.path = what, argvs, stages, path
+        self.verifier = StreamVerifier(compression)
+        self.procs, self.error = [], None
+        self.sha256 = self.uncompressed = None
+
+    def run(self):
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                self.verifier.start()
+                try:
+                    self.sha256, _ = stream_to_file(self.argvs, fd, self.stages, self.verifier, procs=self.procs)
+                finally:
+                    if self.verifier.is_alive():
+                        self.verifier.queue.put(None)
+                _, self.uncompressed = self.verifier.finish()
+            finally:
+                os.close(fd)
+        except BackupError as exc:
+            self.error = BackupError("%s (%s)" % (exc.stage, self.what), exc.message)
+        except BaseException as exc:  # noqa: BLE001 - raised by append_to
+            self.error = exc
+
+    def stop(self):
+        """Kill its processes (the first part failed) and wait for the thread."""
+        for proc in list(self.procs):
+            if proc.poll() is None:
+                proc.kill()
+        if self.ident is not None:
+            self.join()
+
+    def append_to(self, fd, digest, written):
+        """Wait for the part; append its file to ``fd`` and feed ``digest``; returns ``written``
+        plus its size. The bytes read back must be the ones verified as they streamed (sha256)."""
+        self.join()
+        if self.error is not None:
+            raise self.error
+        own = hashlib.sha256()
+        with open(self.path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(CHUNK), b""):
+                own.update(chunk)
+                digest.update(chunk)
+                written = write_all(fd, chunk, written)
+        if own.hexdigest() != self.sha256:
+            raise BackupError("verify", "the part holding %s changed on disk after it was verified" % self.what)
+        return written
 
 
 def _check_tail(tail, stage):
@@ -540,6 +669,7 @@ def run_backup(spec):
     session = SnapshotSession(spec["container"], spec["database"], spec["user"])
     counter = roles_job = None
     fd = None
+    beside = []  # the later parts of a split dump
     try:
         snapshot, server_version, server_version_num = session.open()
         missing = session.missing_tables(spec["tables"])
@@ -548,6 +678,10 @@ def run_backup(spec):
                 "check tables",
                 "no such table in %s: %s (fix datasafe_critical_tables)" % (spec["database"], ", ".join(missing)),
             )
+        parts = split_parts(None)
+        streamed = spec["format"] == "plain" and spec["compression"] in ("gzip", "none")
+        if streamed and spec.get("split", "auto") != "never":
+            parts = split_parts(session.largest_table(), spec.get("split", "auto"))
         try:
             compressor = container_compressor(
                 runner.run,
@@ -560,28 +694,31 @@ def run_backup(spec):
             )
         except ValueError as exc:
             raise BackupError("compressor", str(exc)) from exc
-        argvs = [
-            pg_dump_argv(
-                spec["container"],
-                spec["database"],
-                spec["user"],
-                snapshot,
-                spec["format"],
-                spec["compression"],
-                spec["level"],
-                spec["compress_on"],
-                spec["lock_wait_timeout"],
-                spec.get("nice", 0),
-                compressor,
-            )
-        ]
-        stages = ["pg_dump"]
+        host = None
         if spec["format"] == "plain" and spec["compress_on"] == "host":
             host = host_compressor_argv(spec["compression"], spec["level"])
-            if host:
-                argvs.append(host)
-                stages.append(host[0])
-                compressor = host[0]
+        dump_argv = functools.partial(
+            pg_dump_argv,
+            spec["container"],
+            spec["database"],
+            spec["user"],
+            snapshot,
+            spec["format"],
+            spec["compression"],
+            spec["level"],
+            spec["compress_on"],
+            spec["lock_wait_timeout"],
+            spec.get("nice", 0),
+            compressor,
+        )
+
+        def pipeline(options):
+            """The argvs and stage names of one part's stream."""
+            return [dump_argv(options)] + ([host] if host else []), ["pg_dump"] + ([host[0]] if host else [])
+
+        if host:
+            compressor = host[0]
+        argvs, stages = pipeline(parts[0][1])
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         if spec["tables"]:
             counter = Beside(session.count, spec["tables"])
@@ -590,14 +727,24 @@ def run_backup(spec):
             roles_job = Beside(dump_roles, spec, roles_tmp)
             roles_job.start()
         verifier = None
-        if spec["format"] == "plain" and spec["compression"] in ("gzip", "none"):
+        if streamed:
             verifier = StreamVerifier(spec["compression"])
             verifier.start()
+        for index, (what, options) in enumerate(parts[1:], start=1):
+            part_argvs, part_stages = pipeline(options)
+            part_tmp = os.path.join(directory, ".%s.part%d%s" % (name, index, PARTIAL_SUFFIX))
+            beside.append(DumpPart(what, part_argvs, part_stages, part_tmp, spec["compression"]))
+            beside[-1].start()
+        digest = hashlib.sha256()
         try:
-            sha256, size = stream_to_file(argvs, fd, stages, verifier)
+            sha256, size = stream_to_file(argvs, fd, stages, verifier, digest=digest)
         finally:
             if verifier is not None and verifier.is_alive():
                 verifier.queue.put(None)
+        for part in beside:  # in pg_dump's order, each verified as it streamed
+            size = part.append_to(fd, digest, size)
+            os.unlink(part.path)
+        sha256 = digest.hexdigest()
         counts = counter.result() if counter is not None else {}
         session.close()
         try:
@@ -608,6 +755,12 @@ def run_backup(spec):
         fd = None
         if verifier is not None:
             checks, uncompressed = verifier.finish()
+            uncompressed += sum(part.uncompressed for part in beside)
+            if beside:
+                checks.append(
+                    "dumped in %d parts on one snapshot, each decompressed and its trailer checked as it was"
+                    " written, appended in pg_dump's order" % len(parts)
+                )
             checks += verify_sha256(tmp, sha256)
         else:
             checks, uncompressed = verify(tmp, spec["format"], spec["compression"], sha256, spec["container"])
@@ -629,9 +782,11 @@ def run_backup(spec):
         session.abort()
         if roles_job is not None:
             roles_job.join()  # a short pg_dumpall: let it end before its file is removed
+        for part in beside:
+            part.stop()
         if fd is not None:
             os.close(fd)
-        for leftover in (tmp, roles_tmp):
+        for leftover in [tmp, roles_tmp] + [part.path for part in beside]:
             if os.path.exists(leftover):
                 os.unlink(leftover)
         raise
@@ -659,6 +814,7 @@ def run_backup(spec):
         "label": spec["label"],
         "app_revision": spec.get("app_revision"),
         "snapshot": snapshot,
+        "parts": [what for what, _ in parts] if beside else None,
         "counts": counts,
         "counts_total": sum(counts.values()),
         "verified": True,

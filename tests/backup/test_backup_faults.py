@@ -98,6 +98,29 @@ def test_igzip_killed_mid_stream_is_named_and_leaves_no_good_looking_file(big_pg
     assert [e["file"] for e in good_backups(bdir)] == [first["file"]]
 
 
+def test_a_part_of_a_split_dump_killed_mid_stream_is_named_and_leaves_nothing(big_pg, tmp_path):
+    # split always: the largest table's data is dumped by a second pg_dump into a file of its own
+    # beside the first part; killed mid-stream, the backup fails naming that part, every partial
+    # file is removed and the earlier backup is untouched.
+    bdir = str(tmp_path / "backups")
+    first = previous_backup(tmp_path, big_pg, bdir)
+    before = tree_hashes(bdir)
+    path = write_args(tmp_path, args_for(big_pg, bdir, split="always"), name="split-args.json")
+    proc = subprocess.Popen(module_argv("pg_backup", path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while True:
+        assert proc.poll() is None and time.monotonic() < deadline, "the part never started streaming"
+        parts = [n for n in os.listdir(bdir) if n.endswith(".part1.partial")] if os.path.isdir(bdir) else []
+        if parts and os.path.getsize(os.path.join(bdir, parts[0])) > 64 * 1024:
+            break
+        time.sleep(0.02)
+    docker("exec", big_pg.container, "pkill", "-TERM", "-f", "^pg_dump .*--table=")
+    rc, result = finish(proc)
+    assert rc != 0 and result["stage"] == 'pg_dump (the data of "public"."bulk_filler")', result
+    assert tree_hashes(bdir) == before
+    assert [e["file"] for e in good_backups(bdir)] == [first["file"]]
+
+
 def test_database_stopped_mid_run_leaves_no_good_looking_file(big_pg, tmp_path):
     bdir = str(tmp_path / "backups")
     first = previous_backup(tmp_path, big_pg, bdir)

@@ -12,7 +12,7 @@ import subprocess
 import uuid
 
 import pytest
-from ansible.module_utils.datasafe import container, manifest
+from ansible.module_utils.datasafe import backup, container, manifest
 from backup_helpers import REPO, good_backups, tree_hashes
 from harness import run_module_process as run_module
 from pgbed import CRITICAL_TABLES, flip_byte
@@ -105,6 +105,86 @@ def test_other_formats_restore_with_identical_counts(throwaway_pg, tmp_path, bdi
     if "container_compressor" in extra:
         assert m["compressor"] == extra["container_compressor"], m
     assert restore_counts(pg, result["path"], m["format"], m["compression"]) == m["counts"] == pg.counts()
+
+
+# Every table's rows, as a digest per table: count and the sum of a hash of each row's text.
+TABLE_DIGESTS_SQL = (
+    "SELECT format('%I.%I', n.nspname, c.relname) || ' ' || (xpath('/row/d/text()', query_to_xml(format("
+    "'SELECT count(*) || ''/'' || coalesce(sum(hashtext(t::text)), 0) AS d FROM %I.%I t', n.nspname, c.relname),"
+    " false, true, '')))[1]::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+    " WHERE c.relkind = 'r' AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' ORDER BY 1"
+)
+# What else a dump carries, counted: indexes, constraints, triggers, sequences' next values.
+SCHEMA_DIGEST_SQL = (
+    "SELECT (SELECT count(*) FROM pg_indexes WHERE schemaname !~ '^pg_'),"
+    " (SELECT count(*) FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname !~ '^pg_'),"
+    " (SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal),"
+    " (SELECT string_agg(schemaname || '.' || sequencename || '=' || coalesce(last_value, 0), ','"
+    " ORDER BY schemaname, sequencename)"
+    " FROM pg_sequences)"
+)
+
+
+def restored_digests(pg, path):
+    """Restore the gzip dump ``path`` into a new database as the protocol does (gunzip | psql)
+    and return its tables' digests and schema digest."""
+    target = "restore_%s" % uuid.uuid4().hex[:8]
+    subprocess.run(["docker", "exec", pg.container, "createdb", "-U", pg.user, target], check=True)
+    with gzip.open(path, "rb") as handle:
+        sql = handle.read()
+    psql = container.psql_argv(pg.container, target, pg.user, extra=["-v", "ON_ERROR_STOP=1"])
+    subprocess.run(psql, input=sql, check=True, capture_output=True)
+    return database_digests(pg, target)
+
+
+def database_digests(pg, db):
+    argv = container.psql_argv(pg.container, db, pg.user, extra=["-A", "-t"])
+    out = subprocess.run(
+        argv, input=TABLE_DIGESTS_SQL + ";\n" + SCHEMA_DIGEST_SQL + ";\n", check=True, capture_output=True, text=True
+    )
+    return out.stdout
+
+
+def test_a_dump_split_over_three_sessions_restores_to_the_same_database(throwaway_pg, tmp_path, bdir):
+    pg = throwaway_pg
+    rc, whole = run_module(tmp_path, "pg_backup", args_for(pg, bdir, split="never"))
+    assert rc == 0, whole
+    rc, split = run_module(tmp_path, "pg_backup", args_for(pg, bdir, split="always"))
+    assert rc == 0, split
+    m = split["manifest"]
+    assert whole["manifest"]["parts"] is None
+    assert m["parts"] == [
+        'the schema and the data of every table but "public"."test_results"',
+        'the data of "public"."test_results"',
+        "the indexes, constraints and triggers",
+    ]
+    assert any("3 parts" in c for c in m["checks"]), m["checks"]
+    assert m["sha256"] == manifest.sha256_file(split["path"]) and m["size"] == os.path.getsize(split["path"])
+    assert not [n for n in os.listdir(bdir) if n.endswith(".partial")]
+    with gzip.open(split["path"], "rb") as handle:
+        assert handle.read().count(b"-- PostgreSQL database dump complete") == 3
+    live = database_digests(pg, pg.db)
+    assert "public.test_results %d/" % pg.counts()["test_results"] in live, live
+    assert restored_digests(pg, split["path"]) == restored_digests(pg, whole["path"]) == live
+    assert m["counts"] == whole["manifest"]["counts"] == pg.counts()
+
+
+def test_the_split_names_its_table_by_a_pattern_that_matches_it_alone(throwaway_pg):
+    # pg_dump reads --table as a pattern; the split's is double-quoted, so a dot, a double quote,
+    # a wildcard and upper case in the names are taken literally (the sibling table stays out).
+    pg = throwaway_pg
+    sql = os.path.join(os.path.dirname(__file__), "sql")
+    pg.psql(open(os.path.join(sql, "split_odd_names.sql")).read())
+    try:
+        pattern = backup.dump_pattern("Odd.Schema", 'Big "T" *.x')
+        argv = container.docker_exec(
+            pg.container, ["pg_dump", "-U", pg.user, "-d", pg.db, "--section=data", "--table=" + pattern]
+        )
+        out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+        copies = [line for line in out.splitlines() if line.startswith("COPY ")]
+        assert copies == ['COPY "Odd.Schema"."Big ""T"" *.x" (id, note) FROM stdin;'], copies
+    finally:
+        pg.psql(open(os.path.join(sql, "split_odd_names_drop.sql")).read())
 
 
 def test_check_mode_writes_nothing(throwaway_pg, tmp_path, bdir):
