@@ -498,10 +498,12 @@ class DumpPart(threading.Thread):
         super().__init__(daemon=True)
         self.what, self.argvs, self.stages, self.path = what, argvs, stages, path
         self.verifier = StreamVerifier(compression)
-        self.procs, self.error = [], None
+        self.procs, self.error, self.stopped = [], None, False
         self.sha256 = self.uncompressed = None
 
     def run(self):
+        if self.stopped:
+            return
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
@@ -521,6 +523,7 @@ class DumpPart(threading.Thread):
 
     def stop(self):
         """Kill its processes (the first part failed) and wait for the thread."""
+        self.stopped = True
         for proc in list(self.procs):
             if proc.poll() is None:
                 proc.kill()

@@ -12,7 +12,7 @@ import subprocess
 import uuid
 
 import pytest
-from ansible.module_utils.datasafe import backup, container, manifest
+from ansible.module_utils.datasafe import backup, container, manifest, restore
 from backup_helpers import REPO, good_backups, tree_hashes
 from harness import run_module_process as run_module
 from pgbed import CRITICAL_TABLES, flip_byte
@@ -125,15 +125,25 @@ SCHEMA_DIGEST_SQL = (
 )
 
 
-def restored_digests(pg, path):
-    """Restore the gzip dump ``path`` into a new database as the protocol does (gunzip | psql)
-    and return its tables' digests and schema digest."""
+def restored_digests(pg, path, how):
+    """Restore the gzip dump ``path`` into a new database and return its tables' digests and
+    schema digest; ``how``: ``protocol`` (gunzip | psql) or ``datasafe`` (the restore's own
+    pipeline: one transaction, committed only after the decompressor read the whole stream)."""
     target = "restore_%s" % uuid.uuid4().hex[:8]
     subprocess.run(["docker", "exec", pg.container, "createdb", "-U", pg.user, target], check=True)
-    with gzip.open(path, "rb") as handle:
-        sql = handle.read()
-    psql = container.psql_argv(pg.container, target, pg.user, extra=["-v", "ON_ERROR_STOP=1"])
-    subprocess.run(psql, input=sql, check=True, capture_output=True)
+    if how == "protocol":
+        with gzip.open(path, "rb") as handle:
+            subprocess.run(
+                container.psql_argv(pg.container, target, pg.user), input=handle.read(), check=True, capture_output=True
+            )
+    else:
+        with open(path, "rb") as handle:
+            subprocess.run(
+                restore.restore_argv(pg.container, pg.user, target, "plain", "gzip"),
+                stdin=handle,
+                check=True,
+                capture_output=True,
+            )
     return database_digests(pg, target)
 
 
@@ -165,7 +175,8 @@ def test_a_dump_split_over_three_sessions_restores_to_the_same_database(throwawa
         assert handle.read().count(b"-- PostgreSQL database dump complete") == 3
     live = database_digests(pg, pg.db)
     assert "public.test_results %d/" % pg.counts()["test_results"] in live, live
-    assert restored_digests(pg, split["path"]) == restored_digests(pg, whole["path"]) == live
+    assert restored_digests(pg, split["path"], "protocol") == restored_digests(pg, whole["path"], "protocol") == live
+    assert restored_digests(pg, split["path"], "datasafe") == live
     assert m["counts"] == whole["manifest"]["counts"] == pg.counts()
 
 
