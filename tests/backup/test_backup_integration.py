@@ -39,11 +39,18 @@ def args_for(pg, backup_dir, **extra):
     return args
 
 
-def restore_counts(pg, path, fmt="plain", compression="gzip"):
-    """Restore ``path`` into a new database beside the original and count its critical tables."""
+def restore_into_new_database(pg, path, fmt="plain", compression="gzip", how="protocol"):
+    """Restore ``path`` into a new database beside the original; returns its name. ``how``:
+    ``protocol`` (decompress | psql, or pg_restore for a custom archive) or ``datasafe`` (the
+    restore's own pipeline for a plain dump: one transaction, committed only after the
+    decompressor read the whole stream)."""
     target = "restore_%s" % uuid.uuid4().hex[:8]
     subprocess.run(["docker", "exec", pg.container, "createdb", "-U", pg.user, target], check=True)
-    if fmt == "custom":
+    if how == "datasafe":
+        with open(path, "rb") as handle:
+            argv = restore.restore_argv(pg.container, pg.user, target, fmt, compression)
+            subprocess.run(argv, stdin=handle, check=True, capture_output=True)
+    elif fmt == "custom":
         argv = container.docker_exec(
             pg.container, ["pg_restore", "-U", pg.user, "-d", target, "--exit-on-error"], interactive=True
         )
@@ -59,6 +66,12 @@ def restore_counts(pg, path, fmt="plain", compression="gzip"):
             with open(path, "rb") as handle:
                 sql = handle.read()
         subprocess.run(container.psql_argv(pg.container, target, pg.user), input=sql, check=True, capture_output=True)
+    return target
+
+
+def restore_counts(pg, path, fmt="plain", compression="gzip"):
+    """Restore ``path`` into a new database beside the original and count its critical tables."""
+    target = restore_into_new_database(pg, path, fmt, compression)
     return container.count_rows(pg.run, pg.container, target, pg.user, CRITICAL_TABLES)
 
 
@@ -126,25 +139,9 @@ SCHEMA_DIGEST_SQL = (
 
 
 def restored_digests(pg, path, how):
-    """Restore the gzip dump ``path`` into a new database and return its tables' digests and
-    schema digest; ``how``: ``protocol`` (gunzip | psql) or ``datasafe`` (the restore's own
-    pipeline: one transaction, committed only after the decompressor read the whole stream)."""
-    target = "restore_%s" % uuid.uuid4().hex[:8]
-    subprocess.run(["docker", "exec", pg.container, "createdb", "-U", pg.user, target], check=True)
-    if how == "protocol":
-        with gzip.open(path, "rb") as handle:
-            subprocess.run(
-                container.psql_argv(pg.container, target, pg.user), input=handle.read(), check=True, capture_output=True
-            )
-    else:
-        with open(path, "rb") as handle:
-            subprocess.run(
-                restore.restore_argv(pg.container, pg.user, target, "plain", "gzip"),
-                stdin=handle,
-                check=True,
-                capture_output=True,
-            )
-    return database_digests(pg, target)
+    """The digests of the gzip dump ``path`` restored into a new database (``how``: see
+    :func:`restore_into_new_database`)."""
+    return database_digests(pg, restore_into_new_database(pg, path, how=how))
 
 
 def database_digests(pg, db):
