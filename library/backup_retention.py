@@ -29,30 +29,6 @@ options:
   database:
     description: Only consider backups of this database (others are left alone).
     type: str
-  days:
-    description: Keep scheduled and manual backups younger than this many days.
-    type: int
-    default: 7
-  weekly:
-    description: Also keep the newest backup of each of the last N ISO weeks (0 disables the tier).
-    type: int
-    default: 0
-  monthly:
-    description: Also keep the newest backup of each of the last N calendar months (0 disables the tier).
-    type: int
-    default: 0
-  min_keep:
-    description: Never keep fewer than this many scheduled/manual backups, whatever their age.
-    type: int
-    default: 7
-  pre_change_days:
-    description: Keep pre-change backups younger than this many days.
-    type: int
-    default: 30
-  pre_change_min_keep:
-    description: Never keep fewer than this many pre-change backups.
-    type: int
-    default: 3
   new_backup:
     description: Path of the backup just made; it must be verified (sha256 re-checked) before anything is pruned.
     type: path
@@ -60,15 +36,8 @@ options:
     description: Without O(new_backup), the newest good backup must be younger than this many seconds.
     type: int
     default: 93600
-  offsite_targets:
-    description:
-      - The off-site targets (the items of C(datasafe_offsite_targets)). While any is set, a backup
-        without a verified copy at every one of them (per the off-site ledger
-        C(<backup_dir>/offsite-ledger.json), which the off-site modules write) is never removed,
-        whatever its age; it is listed in RV(held_for_offsite) with the disk it holds.
-    type: list
-    elements: dict
-    default: []
+extends_documentation_fragment:
+  - datasafe.retention_policy
 attributes:
   check_mode:
     support: full
@@ -135,23 +104,17 @@ held_bytes:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.datasafe import modulekit, retention_run
+from ansible.module_utils.datasafe import modulekit, retention_run, specs
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
+        argument_spec=specs.spec(
+            specs.RETENTION_POLICY,
             backup_dir=dict(type="path", required=True),
             database=dict(type="str"),
-            days=dict(type="int", default=7),
-            weekly=dict(type="int", default=0),
-            monthly=dict(type="int", default=0),
-            min_keep=dict(type="int", default=7),
-            pre_change_days=dict(type="int", default=30),
-            pre_change_min_keep=dict(type="int", default=3),
             new_backup=dict(type="path"),
             require_verified_within=dict(type="int", default=93600),
-            offsite_targets=dict(type="list", elements="dict", default=[]),
         ),
         supports_check_mode=True,
     )

@@ -183,6 +183,50 @@ options:
         a module run of their own when the server does not archive WAL. Never fails the backup.
     type: bool
     default: false
+  retention:
+    description:
+      - Prune O(backup_dir) by this retention policy in the same run, right after the new backup
+        is verified, named and recorded, with M(backup_retention)'s engine given the new backup (its
+        sha256 is re-checked before anything is removed). One module run fewer than a
+        M(backup_retention) task after it.
+      - Give it only when nothing has to happen between the backup and pruning; the backup role
+        passes it when no off-site copy follows in the same run (an off-site copy must come first,
+        so that the new backup's copy counts when older ones are judged).
+      - Checked before the backup starts; a bad policy fails the task and changes nothing. When
+        pruning fails after a good backup, the task fails naming it, and the new backup is kept,
+        verified and recorded (RV(path)).
+      - Not applied in check mode (nothing is pruned before a backup exists).
+    type: dict
+    suboptions:
+      days:
+        description: As M(backup_retention)'s option of the same name.
+        type: int
+        default: 7
+      weekly:
+        description: As M(backup_retention)'s option of the same name.
+        type: int
+        default: 0
+      monthly:
+        description: As M(backup_retention)'s option of the same name.
+        type: int
+        default: 0
+      min_keep:
+        description: As M(backup_retention)'s option of the same name.
+        type: int
+        default: 7
+      pre_change_days:
+        description: As M(backup_retention)'s option of the same name.
+        type: int
+        default: 30
+      pre_change_min_keep:
+        description: As M(backup_retention)'s option of the same name.
+        type: int
+        default: 3
+      offsite_targets:
+        description: As M(backup_retention)'s option of the same name.
+        type: list
+        elements: dict
+        default: []
 extends_documentation_fragment:
   - datasafe
 attributes:
@@ -307,6 +351,12 @@ archiving_enabled:
       null when C(pg_stat_archiver) could not be read (M(continuous_status) then reads it itself).
   returned: success, with O(archiving_probe)
   type: bool
+retention:
+  description:
+    - With O(retention), what pruning did, as M(backup_retention) returns it (C(remove), C(keep),
+      C(ignored), C(newest_verified), C(freed_bytes), C(held_for_offsite), C(held_bytes), C(msg)).
+  returned: success, with O(retention)
+  type: dict
 stage:
   description: The stage that failed.
   returned: failure
@@ -347,6 +397,7 @@ def main():
             guard_required=dict(type="bool", default=False),
             guard_metrics_file=dict(type="path"),
             archiving_probe=dict(type="bool", default=False),
+            retention=dict(type="dict", options=specs.spec(specs.RETENTION_POLICY)),
         ),
         supports_check_mode=True,
     )

@@ -4,8 +4,9 @@
 verification, fsync, rename). This file is the run around it, in order: check the options,
 read the previous good backup, take the directory's lock (:mod:`lock`), remove a dead run's
 temporary files, check the free space, dump, judge a shrink, write the manifest, record the
-metrics and the change log. :func:`execute` returns the module's result or raises
-:class:`BackupFailed` with the stage that failed; nothing here talks to Ansible.
+metrics and the change log, and with ``retention`` prune the directory (:mod:`retention_run`).
+:func:`execute` returns the module's result or raises :class:`BackupFailed` with the stage that
+failed; nothing here talks to Ansible.
 """
 
 import os
@@ -22,6 +23,7 @@ from ansible.module_utils.datasafe import (
     lock,
     manifest,
     metrics,
+    retention_run,
     runner,
     times,
 )
@@ -105,7 +107,39 @@ def check_options(p, which=shutil.which):
             )
     if compress_on == "host" and p["compression"] == "zstd" and not which("zstd"):
         raise ValueError("zstd is not installed on the host: install it or use compression gzip")
+    if p.get("retention") is not None:
+        try:
+            retention_run.check_options(retention_options(p, None))
+        except retention_run.RetentionFailed as exc:
+            raise ValueError("retention: %s" % str(exc).replace("backup_retention: ", "", 1)) from exc
     return dict(p, prefix=prefix, level=level, compress_on=compress_on)
+
+
+def retention_options(p, new_backup):
+    """backup_retention's options for pruning in this run: the policy ``retention``, this run's
+    directory and database, and the backup just made (whose sha256 the engine re-checks)."""
+    return dict(
+        p["retention"],
+        backup_dir=p["backup_dir"],
+        database=p["database"],
+        new_backup=new_backup,
+        require_verified_within=0,  # unused: new_backup is given
+    )
+
+
+def prune(p, result, warn):
+    """Prune by ``retention`` after the verified backup in ``result``; the backup stays whatever happens."""
+    try:
+        pruned = retention_run.execute(retention_options(p, result["path"]), False, warn or (lambda text: None))
+    except retention_run.RetentionFailed as exc:
+        msg = result.pop("msg", None)
+        raise BackupFailed(
+            "retention",
+            "pg_backup: the new backup %s is verified and kept (%s), but pruning by the retention policy failed: %s"
+            % (result["file"], msg, exc),
+            dict(result, retention=exc.result),
+        ) from exc
+    result.update(retention=pruned, changed=True, msg="%s; retention %s" % (result["msg"], pruned["msg"]))
 
 
 def git_revision(run, app_dir):
@@ -342,4 +376,6 @@ def execute(p, run=runner.run, check_mode=False, warn=None):
             "pg_backup: the new backup %s is verified and kept, but flagged: %s" % (data["file"], "; ".join(shrink)),
             result,
         )
+    if p.get("retention") is not None:
+        prune(p, result, warn)
     return result

@@ -10,8 +10,9 @@ Each shared part has the doc fragment of the same name, and tests/test_module_do
 equal, so documentation and spec never drift apart.
 
 Every shared spec lives here: ``CONNECTION``, ``STACK``, ``COMPOSE`` (the project a module starts
-or stops), ``BREAKGLASS`` (the guards' way past a refusal, with ``BREAKGLASS_REQUIRED_IF``) and
-``OFFSITE`` (what every off-site target takes).
+or stops), ``BREAKGLASS`` (the guards' way past a refusal, with ``BREAKGLASS_REQUIRED_IF``),
+``OFFSITE`` (what every off-site target takes) and ``RETENTION_POLICY`` (backup_retention's policy,
+which pg_backup takes as its ``retention`` to prune in its own run).
 """
 
 import copy
@@ -63,6 +64,18 @@ OFFSITE = dict(
     staging_dir=dict(type="path"),
     metrics_file=dict(type="path"),
     change_log=dict(type="path"),
+)
+
+# The retention policy (doc fragment ``datasafe.retention_policy``): backup_retention's options, and
+# the suboptions of pg_backup's ``retention`` (pruning in the backup's own run, one module run fewer).
+RETENTION_POLICY = dict(
+    days=dict(type="int", default=7),
+    weekly=dict(type="int", default=0),
+    monthly=dict(type="int", default=0),
+    min_keep=dict(type="int", default=7),
+    pre_change_days=dict(type="int", default=30),
+    pre_change_min_keep=dict(type="int", default=3),
+    offsite_targets=dict(type="list", elements="dict", default=[]),
 )
 
 # Which pgBackRest repository a recovery reads, and the S3 one's secrets (doc fragment

@@ -9,6 +9,8 @@ A module lists what it takes from here under ``extends_documentation_fragment``:
 - ``datasafe.offsite``: what every off-site target takes (offsite_copy, offsite_s3);
 - ``datasafe.compose``: the compose project a module starts or stops (stack_start, stack_stop);
 - ``datasafe.stack``: the compose stack a module reads (db_preflight, continuous_plan);
+- ``datasafe.retention_policy``: the retention policy (backup_retention; pg_backup's ``retention``
+  takes the same keys, documented there as suboptions);
 - ``datasafe.read_only``: the attributes of a module that only reads (check mode: full, no diff).
 
 The argument specs of ``datasafe`` and ``datasafe.stack`` live once too, in
@@ -196,6 +198,44 @@ options:
 """
 
     # A module that only reads: check mode runs it exactly as a real run.
+    # The retention policy (backup_retention); specs.RETENTION_POLICY.
+    RETENTION_POLICY = r"""
+options:
+  days:
+    description: Keep scheduled and manual backups younger than this many days.
+    type: int
+    default: 7
+  weekly:
+    description: Also keep the newest backup of each of the last N ISO weeks (0 disables the tier).
+    type: int
+    default: 0
+  monthly:
+    description: Also keep the newest backup of each of the last N calendar months (0 disables the tier).
+    type: int
+    default: 0
+  min_keep:
+    description: Never keep fewer than this many scheduled/manual backups, whatever their age.
+    type: int
+    default: 7
+  pre_change_days:
+    description: Keep pre-change backups younger than this many days.
+    type: int
+    default: 30
+  pre_change_min_keep:
+    description: Never keep fewer than this many pre-change backups.
+    type: int
+    default: 3
+  offsite_targets:
+    description:
+      - The off-site targets (the items of C(datasafe_offsite_targets)). While any is set, a backup
+        without a verified copy at every one of them (per the off-site ledger
+        C(<backup_dir>/offsite-ledger.json), which the off-site modules write) is never removed,
+        whatever its age; it is listed in RV(held_for_offsite) with the disk it holds.
+    type: list
+    elements: dict
+    default: []
+"""
+
     READ_ONLY = r"""
 attributes:
   check_mode:

@@ -327,12 +327,13 @@ def test_a_backup_far_smaller_than_the_previous_one_is_flagged(throwaway_pg, tmp
     assert pg.counts()["invoices"] == 6000  # the real database was never touched
 
 
-def test_retention_prunes_by_policy_only_after_a_verified_backup(throwaway_pg, tmp_path, bdir):
+def aged_backups(bdir):
+    """Seven fake backups 8 to 14 days old and six 1 to 6 days old; (old paths, recent paths)."""
     import datetime
 
     from backup_helpers import fake_backup
 
-    os.makedirs(bdir, mode=0o700)
+    os.makedirs(bdir, mode=0o700, exist_ok=True)
     now = datetime.datetime.now(datetime.timezone.utc)
     old = [
         fake_backup(bdir, "lms_backup_old%02d.sql.gz" % age, now - datetime.timedelta(days=age)) for age in range(8, 15)
@@ -341,6 +342,11 @@ def test_retention_prunes_by_policy_only_after_a_verified_backup(throwaway_pg, t
         fake_backup(bdir, "lms_backup_new%02d.sql.gz" % age, now - datetime.timedelta(days=age, hours=-1))
         for age in range(1, 7)
     ]
+    return old, recent
+
+
+def test_retention_prunes_by_policy_only_after_a_verified_backup(throwaway_pg, tmp_path, bdir):
+    old, recent = aged_backups(bdir)
     # no fresh verified backup yet: refuses and removes nothing
     before = tree_hashes(bdir)
     rc, refused = run_module(tmp_path, "backup_retention", {"backup_dir": bdir, "require_verified_within": 3600})
@@ -359,6 +365,46 @@ def test_retention_prunes_by_policy_only_after_a_verified_backup(throwaway_pg, t
     )
     rc, again = run_module(tmp_path, "backup_retention", policy)
     assert rc == 0 and again["changed"] is False and again["remove"] == []
+
+
+def test_the_backup_prunes_in_its_own_run_after_it_verified(throwaway_pg, tmp_path, bdir):
+    old, recent = aged_backups(bdir)
+    policy = {"days": 7, "min_keep": 3}
+    rc, made = run_module(tmp_path, "pg_backup", args_for(throwaway_pg, bdir, kind="scheduled", retention=policy))
+    assert rc == 0, made
+    assert sorted(r["file"] for r in made["retention"]["remove"]) == sorted(os.path.basename(p) for p in old)
+    assert made["retention"]["newest_verified"] == made["file"]
+    assert sorted(e["file"] for e in good_backups(bdir)) == sorted(
+        [made["file"]] + [os.path.basename(p) for p in recent]
+    )
+    assert made["msg"].endswith("; retention removed 7 backup(s), kept 7")
+    # the same policy as a task of its own afterwards finds nothing more to prune
+    rc, again = run_module(tmp_path, "backup_retention", dict(policy, backup_dir=bdir, new_backup=made["path"]))
+    assert rc == 0 and again["remove"] == []
+
+
+def test_a_bad_retention_policy_stops_the_backup_before_it_starts(throwaway_pg, tmp_path, bdir):
+    aged_backups(bdir)
+    before = tree_hashes(bdir)
+    rc, refused = run_module(tmp_path, "pg_backup", args_for(throwaway_pg, bdir, retention={"min_keep": 0}))
+    assert rc != 0 and refused["stage"] == "options", refused
+    assert "retention: min_keep must be at least 1 (got 0)" in refused["msg"]
+    assert tree_hashes(bdir) == before  # no backup made, nothing pruned
+
+
+def test_a_failed_prune_fails_the_task_and_keeps_the_verified_backup(throwaway_pg, tmp_path, bdir):
+    old, _ = aged_backups(bdir)
+    # the oldest backup's roles file cannot be removed (a directory stands where the file is)
+    entry = [e for e in manifest.list_backups(bdir) if e["path"] == old[-1]][0]
+    entry["manifest"]["roles"] = {"file": "lms_backup_old14.roles.sql"}
+    manifest.write(entry["manifest_path"], entry["manifest"])
+    os.mkdir(os.path.join(bdir, "lms_backup_old14.roles.sql"))
+    rc, failed = run_module(tmp_path, "pg_backup", args_for(throwaway_pg, bdir, retention={"days": 7, "min_keep": 3}))
+    assert rc != 0 and failed["stage"] == "retention", failed
+    assert "is verified and kept" in failed["msg"] and "cannot remove" in failed["msg"], failed["msg"]
+    new = [e for e in manifest.list_backups(bdir) if e["file"] == failed["file"]][0]
+    assert manifest.verify_file(new) == []  # the new backup is whole, verified and named
+    assert manifest.newest_verified(bdir)["file"] == failed["file"]
 
 
 def job_inventory(pg, root):
@@ -388,6 +434,34 @@ def job_inventory(pg, root):
     with open(inventory, "w") as handle:
         json.dump(data, handle)  # JSON is YAML
     return inventory
+
+
+def test_the_backup_playbook_prunes_in_the_backup_task_when_no_offsite_copy_follows(throwaway_pg, tmp_path):
+    root = str(tmp_path)
+    inventory = job_inventory(throwaway_pg, root)
+    old, recent = aged_backups(os.path.join(root, "backups"))
+    proc = subprocess.run(
+        [os.path.join(REPO, ".venv", "bin", "ansible-playbook"), "-i", inventory, "playbooks/backup.yml"]
+        + ["-e", "datasafe_backup_retention_days=7", "-e", "datasafe_backup_min_keep=3"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_FORCE_COLOR="0"),
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # the backup task pruned; the retention task of its own was skipped, its report tells
+    task = proc.stdout.split("TASK [datasafe_backup : Prune backups no retention rule keeps")[1]
+    assert task.split("TASK [")[0].strip().splitlines()[-1].startswith("skipping: [localhost]"), task[:400]
+    assert "- removed 7 backup(s), kept 7" in proc.stdout
+    made = good_backups(os.path.join(root, "backups"))
+    assert sorted(e["file"] for e in made if not e["file"].startswith("lms_backup_new")) == [
+        e["file"] for e in made if e["kind"] == "manual"
+    ]
+    assert sorted(e["file"] for e in made if e["file"].startswith("lms_backup_new")) == sorted(
+        os.path.basename(p) for p in recent
+    )
+    assert not any(os.path.exists(p) for p in old)
 
 
 def test_the_cron_job_runs_the_backup_playbook_in_an_empty_environment(throwaway_pg, tmp_path):
