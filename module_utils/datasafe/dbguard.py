@@ -48,11 +48,13 @@ TRIGGERS = {
 }
 # How the AFTER triggers count one statement's rows. On a plain table, without a transition table
 # and without a WHEN clause (both cost every DELETE/UPDATE, the WHEN clause most: PostgreSQL
-# rebuilds its expression for each statement): the BEFORE trigger notes the table's statistics
-# counter of rows this transaction deleted (updated), the AFTER trigger subtracts it from the
-# counter after the statement. The counter may also hold earlier transactions' rows (a session's
-# counts wait up to a second to be flushed), never fewer than this transaction's; a count of at
-# most one after the statement is the hot path, nothing else runs. A partitioned table or a table
+# rebuilds its expression for each statement): the BEFORE trigger pushes the table's statistics
+# counter of rows this transaction deleted (updated) on a transaction-local stack, the AFTER
+# trigger pops it and subtracts it from the counter after the statement (a statement run inside
+# another on the same table, by a trigger or a function, has its own entry; the outer one does not
+# count its rows). The counter may also hold earlier transactions' rows (a session's counts wait
+# up to a second to be flushed), never fewer than this transaction's; a statement of at most one
+# row ends there, nothing else runs. A partitioned table or a table
 # with inheritance children changes rows of other tables (whose counters its own triggers do not
 # see): it counts through a transition table (TREE), and a table that gains a child is switched
 # to it by the ddl_command_end trigger (attach); a table that lost its children may keep it.
@@ -92,9 +94,10 @@ DEFAULT_MAX_ROWS = 1000
 # Every name is schema-qualified (or a pg_catalog built-in): a plain dump's restore runs with an
 # empty search_path, and a caller's search_path must never choose what the guard calls. The
 # functions on the hot path (guard_mass_change_start, guard_mass_change) run no query: statistics
-# counters, one transaction-local setting keyed by table and trigger depth (a statement run by a
-# trigger of a statement on the same table keeps its own), no SECURITY DEFINER or SET clauses
-# (a GUC save and restore each).
+# counters, one transaction-local setting keyed by table and trigger depth holding a stack of
+# counters (a statement run inside another on the same table, by a trigger or by a function the
+# outer one calls, pushes and pops its own), no SECURITY DEFINER or SET clauses (a GUC save and
+# restore each).
 FUNCTIONS = [
     (
         "protected_schema(schema_name text)",
@@ -207,16 +210,21 @@ END
 DECLARE
     changed bigint;
     name text := 'datasafe.before_' || TG_OP || '_' || TG_RELID::text || '_' || pg_catalog.pg_trigger_depth()::text;
+    noted text := coalesce(pg_catalog.current_setting(name, true), '');
     ignored text;
 BEGIN
     -- Before a DELETE (UPDATE): how many rows of the table this transaction has deleted (updated)
-    -- so far, for guard_mass_change after the statement. Nothing yet and nothing noted: no write.
+    -- so far, pushed on a stack (comma-separated) that the AFTER trigger pops. A stack, because a
+    -- statement can run inside another on the same table at the same trigger depth (a function
+    -- the outer statement calls): each pops its own entry.
     IF TG_OP = 'DELETE' THEN
         changed := pg_catalog.pg_stat_get_xact_tuples_deleted(TG_RELID);
     ELSE
         changed := pg_catalog.pg_stat_get_xact_tuples_updated(TG_RELID);
     END IF;
-    IF changed > 0 OR pg_catalog.current_setting(name, true) <> '' THEN
+    IF noted <> '' THEN
+        ignored := pg_catalog.set_config(name, noted || ',' || changed::text, true);
+    ELSE
         ignored := pg_catalog.set_config(name, changed::text, true);
     END IF;
     RETURN NULL;
@@ -230,32 +238,39 @@ END
         """
 DECLARE
     changed bigint;
-    noted text;
+    name text := 'datasafe.before_' || TG_OP || '_' || TG_RELID::text || '_' || pg_catalog.pg_trigger_depth()::text;
+    noted text := coalesce(pg_catalog.current_setting(name, true), '');
+    stack text[];
+    depth int;
     before bigint := 0;
+    ignored text;
 BEGIN
     -- After a DELETE (UPDATE) of a plain table: the statement's rows are the counter now less the
-    -- counter guard_mass_change_start noted before it (none noted: it was 0).
+    -- counter guard_mass_change_start pushed before it (popped here; none or a larger one was set
+    -- by hand: every row counts). The statement this one ran inside (the entry below) is told not
+    -- to count these rows as its own.
     IF TG_OP = 'DELETE' THEN
         changed := pg_catalog.pg_stat_get_xact_tuples_deleted(TG_RELID);
     ELSE
         changed := pg_catalog.pg_stat_get_xact_tuples_updated(TG_RELID);
     END IF;
-    IF changed <= 1 THEN
+    IF noted <> '' THEN
+        stack := pg_catalog.string_to_array(noted, ',');
+        depth := pg_catalog.cardinality(stack);
+        before := stack[depth]::bigint;
+        IF before > changed THEN
+            before := 0;  -- not noted by this transaction (set by hand): every row it changed counts
+        END IF;
+        IF depth > 1 THEN
+            stack[depth - 1] := (stack[depth - 1]::bigint + changed - before)::text;
+        END IF;
+        ignored := pg_catalog.set_config(name, pg_catalog.array_to_string(stack[1:depth - 1], ','), true);
+    END IF;
+    IF changed - before < 2 THEN
         IF changed = 0 AND pg_catalog.current_setting('track_counts') <> 'on' THEN
             PERFORM datasafe.refuse_or_allow('guard-cannot-count', TG_OP, datasafe.table_name(TG_RELID), NULL, NULL,
                 'track_counts is off, so the guard cannot count the rows one statement changes: set track_counts = on');
         END IF;
-        RETURN NULL;
-    END IF;
-    noted := pg_catalog.current_setting('datasafe.before_' || TG_OP || '_' || TG_RELID::text || '_'
-                                        || pg_catalog.pg_trigger_depth()::text, true);
-    IF noted <> '' THEN
-        before := noted::bigint;
-    END IF;
-    IF before > changed THEN
-        before := 0;  -- not noted by this transaction (set by hand): every row it changed counts
-    END IF;
-    IF changed - before < 2 THEN
         RETURN NULL;
     END IF;
     PERFORM datasafe.judge_mass_change(TG_OP, TG_RELID, changed - before);
@@ -270,9 +285,16 @@ END
         """
 DECLARE
     affected bigint;
+    name text := 'datasafe.before_' || TG_OP || '_' || TG_RELID::text || '_' || pg_catalog.pg_trigger_depth()::text;
+    noted text := coalesce(pg_catalog.current_setting(name, true), '');
+    ignored text;
 BEGIN
     -- After a DELETE (UPDATE) of a partitioned table or one with inheritance children: the
-    -- statement's rows, in whichever table they were, are its transition table.
+    -- statement's rows, in whichever table they were, are its transition table. The counter
+    -- guard_mass_change_start pushed is popped unread (the stack stays as long as the nesting).
+    IF noted <> '' THEN
+        ignored := pg_catalog.set_config(name, pg_catalog.regexp_replace(noted, ',?[^,]*$', ''), true);
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM datasafe_old_rows OFFSET 1) THEN
         RETURN NULL;
     END IF;
