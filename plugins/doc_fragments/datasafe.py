@@ -197,7 +197,6 @@ options:
     default: {}
 """
 
-    # A module that only reads: check mode runs it exactly as a real run.
     # The retention policy (backup_retention); specs.RETENTION_POLICY.
     RETENTION_POLICY = r"""
 options:
@@ -236,6 +235,7 @@ options:
     default: []
 """
 
+    # A module that only reads: check mode runs it exactly as a real run.
     READ_ONLY = r"""
 attributes:
   check_mode:
