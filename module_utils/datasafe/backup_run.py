@@ -111,7 +111,7 @@ def check_options(p, which=shutil.which):
         try:
             retention_run.check_options(retention_options(p, None))
         except retention_run.RetentionFailed as exc:
-            raise ValueError("retention: %s" % str(exc).replace("backup_retention: ", "", 1)) from exc
+            raise ValueError("retention: %s" % exc.reason) from exc
     return dict(p, prefix=prefix, level=level, compress_on=compress_on)
 
 

@@ -19,7 +19,7 @@ class RetentionFailed(Exception):
 
     def __init__(self, message, result=None):
         super().__init__("backup_retention: " + message)
-        self.result = dict(result or {})
+        self.reason, self.result = message, dict(result or {})
 
 
 def check_options(p):
