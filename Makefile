@@ -22,7 +22,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 MOLECULE_SCENARIOS ?= $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
 .PHONY: help setup venv testbed demo main-job test lint pytest run-pytest molecule run-molecule bench bench-db bench-backup \
-	bench-update bench-restore bench-dbguard bench-rpo bench-undo bench-recover dbguard lock clean-testbed
+	bench-update bench-restore bench-dbguard bench-dbguard-floor bench-rpo bench-undo bench-recover dbguard lock clean-testbed
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -113,6 +113,9 @@ bench-restore: bench-db ## restore.yml against the manual EMERGENCY RECOVERY, on
 
 bench-dbguard: setup ## the guard inside PostgreSQL: pgbench TPS and a bulk DELETE, guarded vs unguarded
 	@bash bench/bench_dbguard.sh
+
+bench-dbguard-floor: setup ## what a PL/pgSQL statement trigger costs pgbench before it counts (none, no-op, the guard)
+	@$(VENV)/bin/python bench/dbguard_floor.py
 
 # The guard inside PostgreSQL on the demo stack (`make demo` can run it after the stack is up).
 dbguard: setup ## install (or repair) the guard inside PostgreSQL on the demo stack

@@ -4,7 +4,10 @@
 TPS: ``pgbench -i -s 10``, then BENCH_DBGUARD_ROUNDS (default 5) pairs of rounds, alternating
 unguarded and guarded (the guard is installed and removed between rounds with the engine
 itself, so both measure the same data), each ``pgbench -b tpcb-like -c 2 -T BENCH_DBGUARD_SECONDS``
-(default 15) inside the container. Ratio of the medians, guarded / unguarded (target >= 0.95).
+(default 15) inside the container. Before every round, untimed and with the guard off, the tables
+are put back as pgbench itself does before a run (``-v``: ``pgbench_history`` emptied, the four
+tables vacuumed) and a ``CHECKPOINT`` runs; pgbench's own preparation is skipped (``-n``) because
+the guard refuses its ``TRUNCATE``. Ratio of the medians, guarded / unguarded (target >= 0.95).
 
 Bulk: a 50,000-row DELETE from a copy of pgbench_accounts, unguarded and guarded under
 ``SET LOCAL datasafe.break_glass`` (the guard counts the rows and audits), each in a
@@ -46,6 +49,21 @@ def tps(pg):
     if not match:
         raise RuntimeError("pgbench printed no tps:\n" + text)
     return float(match.group(1))
+
+
+def reset(pg):
+    """Untimed, before every TPS round: each round starts from the same tables.
+
+    Without this every round inherited the earlier rounds' history rows and dead row versions:
+    the first round of a run (unguarded) ran on the freshest tables, and each later round on more
+    bloated ones than the round before it.
+    """
+    guard(pg, False)  # the guard refuses TRUNCATE
+    pg.psql(
+        "TRUNCATE pgbench_history;\n"
+        "VACUUM pgbench_branches, pgbench_tellers, pgbench_accounts, pgbench_history;\n"
+        "CHECKPOINT;\n"
+    )
 
 
 def guard(pg, on):
@@ -105,6 +123,7 @@ def main():
         plain, guarded = [], []
         for i in range(ROUNDS):
             for on, into in ((False, plain), (True, guarded)) if i % 2 == 0 else ((True, guarded), (False, plain)):
+                reset(pg)
                 guard(pg, on)
                 into.append(tps(pg))
                 what = "guarded" if on else "unguarded"

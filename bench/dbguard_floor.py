@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""What any guard built from PL/pgSQL statement triggers costs, before it counts a single row.
+
+The guard bench's TPS target (>= 0.95) is measured against no triggers at all. This measures the
+floor under it on one throwaway server (tests/pgbed.py ThrowawayPostgres), ``pgbench -i -s 10``:
+three variants in rotating order, BENCH_DBGUARD_FLOOR_ROUNDS (default 5) rounds of
+``pgbench -b tpcb-like -c 2 -j 2 -T BENCH_DBGUARD_FLOOR_SECONDS`` (default 10) each, every round
+from the same tables (dbguard_bench.reset):
+
+- ``none``: no triggers;
+- ``noop``: on each pgbench table a statement-level ``BEFORE`` and ``AFTER`` trigger on
+  ``UPDATE OR DELETE`` (``ENABLE ALWAYS``, as the guard's) whose PL/pgSQL function only returns:
+  the trigger machinery and the PL/pgSQL call, nothing else;
+- ``guard``: the guard as datasafe installs it (its engine, default settings).
+
+TPS moves by 10-30 % from round to round on a 2-vCPU machine, so every round also records the
+container's CPU time per transaction (its cgroup's CPU counter, server and pgbench together). That
+moves too, against the TPS (the same variant took 147-172 us on the machine of round twelve: the
+CPU does less per second when the four busy threads share its two vCPUs badly), so read the
+ratios of both series with their spreads. Prints every round, the medians, the CPU ratios, and as its last line
+``dbguard floor: noop tps ratio R1, guard tps ratio R2`` (ratios of the medians to ``none``).
+"""
+
+import os
+import re
+import statistics
+
+import dbguard_bench as bench
+
+ROUNDS = int(os.environ.get("BENCH_DBGUARD_FLOOR_ROUNDS", "5"))
+SECONDS = os.environ.get("BENCH_DBGUARD_FLOOR_SECONDS", "10")
+TABLES = ("pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history")
+VARIANTS = ("none", "noop", "guard")
+
+NOOP_FUNCTION = (
+    "CREATE OR REPLACE FUNCTION public.floor_noop() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;\n"
+)
+
+
+def noop_sql(on):
+    """The no-op triggers created (``on``) or dropped, on every pgbench table."""
+    lines = [NOOP_FUNCTION] if on else []
+    for table in TABLES:
+        for when in ("before", "after"):
+            name = "floor_noop_%s" % when
+            lines.append("DROP TRIGGER IF EXISTS %s ON public.%s;\n" % (name, table))
+            if on:
+                lines.append(
+                    "CREATE TRIGGER %s %s UPDATE OR DELETE ON public.%s FOR EACH STATEMENT "
+                    "EXECUTE FUNCTION public.floor_noop();\n" % (name, when.upper(), table)
+                )
+                lines.append("ALTER TABLE public.%s ENABLE ALWAYS TRIGGER %s;\n" % (table, name))
+    return "".join(lines)
+
+
+def cpu_ns(pg):
+    """The container's CPU time so far, in nanoseconds (cgroup v1 or v2)."""
+    ident = bench.docker("inspect", "-f", "{{.Id}}", pg.container).stdout.strip()
+    v1 = "/sys/fs/cgroup/cpuacct/docker/%s/cpuacct.usage" % ident
+    if os.path.exists(v1):
+        with open(v1, encoding="ascii") as handle:
+            return int(handle.read())
+    with open("/sys/fs/cgroup/system.slice/docker-%s.scope/cpu.stat" % ident, encoding="ascii") as handle:
+        return 1000 * int(re.search(r"^usage_usec (\d+)$", handle.read(), re.M).group(1))
+
+
+def measure(pg):
+    """One round: (tps, CPU microseconds per transaction)."""
+    before = cpu_ns(pg)
+    text = bench.pgbench(pg, "-b", "tpcb-like", "-n", "-c", "2", "-j", "2", "-T", SECONDS)
+    used = cpu_ns(pg) - before
+    tps = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", text)
+    done = re.search(r"number of transactions actually processed: (\d+)", text)
+    if not tps or not done:
+        raise RuntimeError("pgbench printed no tps:\n" + text)
+    return float(tps.group(1)), used / 1000 / int(done.group(1))
+
+
+def variant(pg, name):
+    bench.reset(pg)  # also takes the guard off
+    pg.psql(noop_sql(name == "noop"))
+    if name == "guard":
+        bench.guard(pg, True)
+
+
+def main():
+    pg = bench.ThrowawayPostgres()
+    try:
+        print("start: %s (%d cpus)" % (bench.load(), os.cpu_count() or 0), flush=True)
+        pg.start(timeout=600)
+        bench.pgbench(pg, "-i", "-q", "-s", "10")
+        results = {name: [] for name in VARIANTS}
+        cpu = {name: [] for name in VARIANTS}
+        for i in range(ROUNDS):
+            order = VARIANTS[i % len(VARIANTS) :] + VARIANTS[: i % len(VARIANTS)]
+            for name in order:
+                variant(pg, name)
+                tps, per_transaction = measure(pg)
+                results[name].append(tps)
+                cpu[name].append(per_transaction)
+                print(
+                    "round %d %s: %.1f tps, %.1f us CPU per transaction (%s)"
+                    % (i + 1, name, tps, per_transaction, bench.load()),
+                    flush=True,
+                )
+        for name in VARIANTS:
+            print(bench.spread("tps " + name, results[name], "tps", "%.1f"))
+            print(bench.spread("CPU per transaction " + name, cpu[name], "us", "%.1f"))
+        base = statistics.median(results["none"])
+        ratios = {name: statistics.median(results[name]) / base for name in VARIANTS}
+        cpu_base = statistics.median(cpu["none"])
+        print(
+            "CPU per transaction against none (medians; above 1 costs): noop %.3f, guard %.3f"
+            % (statistics.median(cpu["noop"]) / cpu_base, statistics.median(cpu["guard"]) / cpu_base)
+        )
+        print("end: %s" % bench.load())
+        print("dbguard floor: noop tps ratio %.3f, guard tps ratio %.3f" % (ratios["noop"], ratios["guard"]))
+    finally:
+        pg.remove()
+
+
+if __name__ == "__main__":
+    main()
