@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # make bench-backup: a verified datasafe backup against the protocol's manual commands, on the
-# ~1 GB benchmark database (bench/benchdb.sh), measured in one run on the same data.
+# ~1 GB benchmark database (bench/benchdb.sh), measured in one go on the same data.
 #
 #   manual:   docker exec dsbench-pg pg_dump -U lms_user lms_slncity > file.sql && gzip file.sql
 #   datasafe: ansible-playbook playbooks/backup.yml   (dump on an exported snapshot, same-snapshot
 #             row counts, verification, manifest, retention; everything the role does)
 #
-# datasafe runs first, so it pays for any cold cache. The last line reads
+# An untimed warm-up dump first, then BENCH_ROUNDS (default 3) rounds in alternating order
+# (datasafe first in odd rounds). The last line reads
 #   backup ratio R (datasafe A s / manual B s)
-# Above it: every round's ratio with the load average at its end, and the spread (min, median,
+# (the ratio of the medians). Above it: every round's ratio with the load average at its end, and the spread (min, median,
 # max) of the ratios and of each side's times (bench/spread.py).
 # Target: R <= 0.40. A benchmark never fails on the number; it fails only if a step fails.
 set -o errexit -o nounset -o pipefail
