@@ -17,7 +17,14 @@ TPS moves by 10-30 % from round to round on a 2-vCPU machine, so every round als
 container's CPU time per transaction (its cgroup's CPU counter, server and pgbench together). That
 moves too, against the TPS (the same variant took 147-172 us on the machine of round twelve: the
 CPU does less per second when the four busy threads share its two vCPUs badly), so read the
-ratios of both series with their spreads. Prints every round, the medians, the CPU ratios, and as its last line
+ratios of both series with their spreads.
+
+Then the cost per statement without that noise: one session runs BENCH_DBGUARD_FLOOR_STATEMENTS
+(default 50,000) one-row ``UPDATE``s of a table of its own (each a different row) in a ``DO`` loop,
+timed by psql, once per variant in rotating order for BENCH_DBGUARD_FLOOR_STATEMENT_ROUNDS
+(default 5) rounds; microseconds per statement, and each variant's cost above ``none``.
+
+Prints every round, the medians, the CPU ratios, the cost per statement, and as its last line
 ``dbguard floor: noop tps ratio R1, guard tps ratio R2`` (ratios of the medians to ``none``).
 """
 
@@ -29,7 +36,9 @@ import dbguard_bench as bench
 
 ROUNDS = int(os.environ.get("BENCH_DBGUARD_FLOOR_ROUNDS", "5"))
 SECONDS = os.environ.get("BENCH_DBGUARD_FLOOR_SECONDS", "10")
-TABLES = ("pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history")
+STATEMENTS = int(os.environ.get("BENCH_DBGUARD_FLOOR_STATEMENTS", "50000"))
+STATEMENT_ROUNDS = int(os.environ.get("BENCH_DBGUARD_FLOOR_STATEMENT_ROUNDS", "5"))
+TABLES = ("pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history", "floor_rows")
 VARIANTS = ("none", "noop", "guard")
 
 NOOP_FUNCTION = (
@@ -76,6 +85,20 @@ def measure(pg):
     return float(tps.group(1)), used / 1000 / int(done.group(1))
 
 
+def per_statement(pg):
+    """Microseconds per one-row UPDATE, STATEMENTS of them in one DO loop (one session)."""
+    script = (
+        "VACUUM public.floor_rows;\n\\timing on\n"
+        "DO $$ BEGIN FOR i IN 1..%d LOOP UPDATE public.floor_rows SET v = v + 1 WHERE id = i; END LOOP; END $$;\n"
+        % STATEMENTS
+    )
+    out = pg.psql(script).stdout
+    match = re.search(r"^Time: ([0-9.]+) ms", out, re.M)
+    if not match:
+        raise RuntimeError("psql printed no time:\n" + out)
+    return float(match.group(1)) * 1000 / STATEMENTS
+
+
 def variant(pg, name):
     bench.reset(pg)  # also takes the guard off
     pg.psql(noop_sql(name == "noop"))
@@ -89,6 +112,10 @@ def main():
         print("start: %s (%d cpus)" % (bench.load(), os.cpu_count() or 0), flush=True)
         pg.start(timeout=600)
         bench.pgbench(pg, "-i", "-q", "-s", "10")
+        pg.psql(
+            "CREATE TABLE public.floor_rows (id int PRIMARY KEY, v bigint NOT NULL);\n"
+            "INSERT INTO public.floor_rows SELECT g, 0 FROM generate_series(1, %d) g;\n" % STATEMENTS
+        )
         results = {name: [] for name in VARIANTS}
         cpu = {name: [] for name in VARIANTS}
         for i in range(ROUNDS):
@@ -112,6 +139,24 @@ def main():
         print(
             "CPU per transaction against none (medians; above 1 costs): noop %.3f, guard %.3f"
             % (statistics.median(cpu["noop"]) / cpu_base, statistics.median(cpu["guard"]) / cpu_base)
+        )
+        statement = {name: [] for name in VARIANTS}
+        for i in range(STATEMENT_ROUNDS):
+            for name in VARIANTS[i % len(VARIANTS) :] + VARIANTS[: i % len(VARIANTS)]:
+                variant(pg, name)
+                statement[name].append(per_statement(pg))
+                print("statements %d %s: %.2f us per UPDATE" % (i + 1, name, statement[name][-1]), flush=True)
+        for name in VARIANTS:
+            print(bench.spread("us per UPDATE " + name, statement[name], "us", "%.2f"))
+        plain = statistics.median(statement["none"])
+        print(
+            "per one-row UPDATE (one session, %d in a DO loop; medians): none %.2f us, noop +%.2f us, guard +%.2f us"
+            % (
+                STATEMENTS,
+                plain,
+                statistics.median(statement["noop"]) - plain,
+                statistics.median(statement["guard"]) - plain,
+            )
         )
         print("end: %s" % bench.load())
         print("dbguard floor: noop tps ratio %.3f, guard tps ratio %.3f" % (ratios["noop"], ratios["guard"]))
