@@ -9,8 +9,8 @@
 # An untimed warm-up dump first, then BENCH_ROUNDS (default 3) rounds in alternating order
 # (datasafe first in odd rounds). The last line reads
 #   backup ratio R (datasafe A s / manual B s)
-# (the ratio of the medians). Above it: every round's ratio with the load average at its end, and the spread (min, median,
-# max) of the ratios and of each side's times (bench/spread.py).
+# (the ratio of the medians). Above it: every round's ratio with the load average at its end,
+# and the spread (min, median, max) of the ratios and of each side's times (bench/spread.py).
 # Target: R <= 0.40. A benchmark never fails on the number; it fails only if a step fails.
 set -o errexit -o nounset -o pipefail
 bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

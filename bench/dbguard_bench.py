@@ -43,12 +43,14 @@ def pgbench(pg, *args):
     return out.stdout + out.stderr
 
 
-def tps(pg):
-    text = pgbench(pg, "-b", "tpcb-like", "-n", "-c", "2", "-j", "2", "-T", str(SECONDS))
-    match = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", text)
-    if not match:
+def tpcb(pg, seconds=SECONDS):
+    """One round of the workload (tpcb-like, 2 clients, ``seconds``): (tps, transactions processed)."""
+    text = pgbench(pg, "-b", "tpcb-like", "-n", "-c", "2", "-j", "2", "-T", str(seconds))
+    tps = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", text)
+    done = re.search(r"number of transactions actually processed: (\d+)", text)
+    if not tps or not done:
         raise RuntimeError("pgbench printed no tps:\n" + text)
-    return float(match.group(1))
+    return float(tps.group(1)), int(done.group(1))
 
 
 def reset(pg):
@@ -125,7 +127,7 @@ def main():
             for on, into in ((False, plain), (True, guarded)) if i % 2 == 0 else ((True, guarded), (False, plain)):
                 reset(pg)
                 guard(pg, on)
-                into.append(tps(pg))
+                into.append(tpcb(pg)[0])
                 what = "guarded" if on else "unguarded"
                 print("round %d %s: %.1f tps (%s)" % (i + 1, what, into[-1], load()), flush=True)
         bulk_plain, bulk_guarded = [], []

@@ -35,7 +35,7 @@ import statistics
 import dbguard_bench as bench
 
 ROUNDS = int(os.environ.get("BENCH_DBGUARD_FLOOR_ROUNDS", "5"))
-SECONDS = os.environ.get("BENCH_DBGUARD_FLOOR_SECONDS", "10")
+SECONDS = int(os.environ.get("BENCH_DBGUARD_FLOOR_SECONDS", "10"))
 STATEMENTS = int(os.environ.get("BENCH_DBGUARD_FLOOR_STATEMENTS", "50000"))
 STATEMENT_ROUNDS = int(os.environ.get("BENCH_DBGUARD_FLOOR_STATEMENT_ROUNDS", "5"))
 TABLES = ("pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history", "floor_rows")
@@ -47,7 +47,7 @@ NOOP_FUNCTION = (
 
 
 def noop_sql(on):
-    """The no-op triggers created (``on``) or dropped, on every pgbench table."""
+    """The no-op triggers created (``on``) or dropped, on every table of TABLES."""
     lines = [NOOP_FUNCTION] if on else []
     for table in TABLES:
         for when in ("before", "after"):
@@ -74,15 +74,10 @@ def cpu_ns(pg):
 
 
 def measure(pg):
-    """One round: (tps, CPU microseconds per transaction)."""
+    """One round of the guard bench's workload: (tps, CPU microseconds per transaction)."""
     before = cpu_ns(pg)
-    text = bench.pgbench(pg, "-b", "tpcb-like", "-n", "-c", "2", "-j", "2", "-T", SECONDS)
-    used = cpu_ns(pg) - before
-    tps = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", text)
-    done = re.search(r"number of transactions actually processed: (\d+)", text)
-    if not tps or not done:
-        raise RuntimeError("pgbench printed no tps:\n" + text)
-    return float(tps.group(1)), used / 1000 / int(done.group(1))
+    tps, done = bench.tpcb(pg, SECONDS)
+    return tps, (cpu_ns(pg) - before) / 1000 / done
 
 
 def per_statement(pg):
@@ -97,6 +92,11 @@ def per_statement(pg):
     if not match:
         raise RuntimeError("psql printed no time:\n" + out)
     return float(match.group(1)) * 1000 / STATEMENTS
+
+
+def rotated(i):
+    """The variants in round ``i``'s order: each runs first, second and last in turn."""
+    return VARIANTS[i % len(VARIANTS) :] + VARIANTS[: i % len(VARIANTS)]
 
 
 def variant(pg, name):
@@ -119,8 +119,7 @@ def main():
         results = {name: [] for name in VARIANTS}
         cpu = {name: [] for name in VARIANTS}
         for i in range(ROUNDS):
-            order = VARIANTS[i % len(VARIANTS) :] + VARIANTS[: i % len(VARIANTS)]
-            for name in order:
+            for name in rotated(i):
                 variant(pg, name)
                 tps, per_transaction = measure(pg)
                 results[name].append(tps)
@@ -142,7 +141,7 @@ def main():
         )
         statement = {name: [] for name in VARIANTS}
         for i in range(STATEMENT_ROUNDS):
-            for name in VARIANTS[i % len(VARIANTS) :] + VARIANTS[: i % len(VARIANTS)]:
+            for name in rotated(i):
                 variant(pg, name)
                 statement[name].append(per_statement(pg))
                 print("statements %d %s: %.2f us per UPDATE" % (i + 1, name, statement[name][-1]), flush=True)
